@@ -1,0 +1,137 @@
+// gencore: definitions shared by every kernel family, on the host and the device.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define GENCORE_HD __host__ __device__ __forceinline__
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#else
+#define GENCORE_HD inline
+#endif
+
+// Runtime-dispatched SIMD for CPU chunk functions: GCC/Clang build one clone per ISA and an
+// ifunc resolver picks the best at load time; any x86-64 runs the "default" clone.
+#if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(GENCORE_NO_CLONES)
+#define GENCORE_SIMD_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#else
+#define GENCORE_SIMD_CLONES
+#endif
+
+namespace gencore {
+
+// dtype codes passed from Python (gencore/_native.py keeps the same table).
+enum DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+// 16-bit storage types. Conversions are bit-exact round-to-nearest-even, identical on host and
+// device, so the CPU tests cover the CUDA path's numerics.
+struct half_t {
+  uint16_t bits;
+};
+struct bf16_t {
+  uint16_t bits;
+};
+
+GENCORE_HD float bits_to_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+#endif
+}
+GENCORE_HD uint32_t float_to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
+}
+
+GENCORE_HD float to_float(bf16_t v) { return bits_to_float(uint32_t(v.bits) << 16); }
+GENCORE_HD bf16_t from_float_bf16(float f) {
+  uint32_t u = float_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16_t{uint16_t((u >> 16) | 0x40u)};  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16_t{uint16_t(u >> 16)};
+}
+
+GENCORE_HD float to_float(half_t v) {
+#if defined(__CUDA_ARCH__)
+  return __half2float(__ushort_as_half(v.bits));
+#else
+  const uint32_t h = v.bits;
+  const uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0x1fu) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal half -> normal float
+      exp = 127 - 15 + 1;
+      while ((man & 0x400u) == 0) {
+        man <<= 1;
+        --exp;
+      }
+      man &= 0x3ffu;
+      u = sign | (exp << 23) | (man << 13);
+    }
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  return bits_to_float(u);
+#endif
+}
+GENCORE_HD half_t from_float_half(float f) {
+#if defined(__CUDA_ARCH__)
+  return half_t{__half_as_ushort(__float2half_rn(f))};
+#else
+  const uint32_t u = float_to_bits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t au = u & 0x7fffffffu;
+  if (au > 0x7f800000u) return half_t{uint16_t(sign | 0x7e00u)};           // NaN
+  if (au >= 0x477ff000u) return half_t{uint16_t(sign | 0x7c00u)};          // overflow -> inf
+  if (au < 0x33000001u) return half_t{uint16_t(sign)};                     // underflow -> 0
+  int32_t exp = int32_t(au >> 23) - 127 + 15;
+  uint32_t man = (au & 0x7fffffu) | 0x800000u;
+  uint32_t shift = exp <= 0 ? uint32_t(14 - exp) : 13u;
+  if (exp <= 0) exp = 0;
+  uint32_t rounded = man >> shift;
+  const uint32_t rem = man & ((1u << shift) - 1u);
+  const uint32_t halfway = 1u << (shift - 1);
+  if (rem > halfway || (rem == halfway && (rounded & 1u))) ++rounded;
+  uint32_t out;
+  if (exp == 0) {
+    out = rounded;  // subnormal (a carry into bit 10 correctly yields the smallest normal)
+  } else {
+    out = (uint32_t(exp) << 10) + (rounded - 0x400u);  // carry into the exponent is correct
+  }
+  return half_t{uint16_t(sign | out)};
+#endif
+}
+
+// Load/store with the accumulation type: float for 16-bit and float32, double for float64.
+template <typename T> struct acc_type { using type = T; };
+template <> struct acc_type<half_t> { using type = float; };
+template <> struct acc_type<bf16_t> { using type = float; };
+template <typename T> using acc_t = typename acc_type<T>::type;
+
+GENCORE_HD float load(const float* p, int64_t i) { return p[i]; }
+GENCORE_HD double load(const double* p, int64_t i) { return p[i]; }
+GENCORE_HD float load(const half_t* p, int64_t i) { return to_float(p[i]); }
+GENCORE_HD float load(const bf16_t* p, int64_t i) { return to_float(p[i]); }
+GENCORE_HD void store(float* p, int64_t i, float v) { p[i] = v; }
+GENCORE_HD void store(double* p, int64_t i, double v) { p[i] = v; }
+GENCORE_HD void store(half_t* p, int64_t i, float v) { p[i] = from_float_half(v); }
+GENCORE_HD void store(bf16_t* p, int64_t i, float v) { p[i] = from_float_bf16(v); }
+
+}  // namespace gencore

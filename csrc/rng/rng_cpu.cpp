@@ -1,0 +1,153 @@
+// Counter-based noise on the CPU: SIMD over blocks of four words, OpenMP over rows.
+#include <algorithm>
+#include <cstdint>
+
+#include "common/gencore.h"
+#include "common/parallel.h"
+#include "common/philox.h"
+#include "common/registry.h"
+#include "rng/rng.h"
+
+namespace gencore {
+namespace {
+
+template <typename T, bool Uniform>
+GENCORE_HD void write_block(T* row, int64_t j0, int64_t count, const u32x4& w) {
+  using A = acc_t<T>;
+  A v[4];
+  if (Uniform) {
+    for (int q = 0; q < 4; ++q) {
+      if constexpr (sizeof(A) == 8) v[q] = A(uniform_f64(w.v[q]));
+      else v[q] = A(uniform_f32(w.v[q]));
+    }
+  } else {
+    normal4(w, v);
+  }
+  for (int q = 0; q < count; ++q) store(row, j0 + q, v[q]);
+}
+
+// Blocks [k0, k1) of the flattened (sample, block) index, nb = ceil(D / 4) blocks per sample.
+template <typename T, bool Uniform>
+GENCORE_SIMD_CLONES void fill_blocks(T* out, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
+                                     int64_t k0, int64_t k1) {
+  using A = acc_t<T>;
+  const int64_t nb = (D + 3) / 4;
+  const bool ragged = (D & 3) != 0;
+  int64_t k = k0;
+  while (k < k1) {
+    const int64_t i = k / nb;
+    const int64_t b0 = k - i * nb;
+    const int64_t b1 = std::min(nb, b0 + (k1 - k));
+    const int64_t full_end = ragged ? std::min(b1, nb - 1) : b1;
+    T* row = out + i * D;
+    const uint64_t sample = sample0 + uint64_t(i);
+#pragma omp simd
+    for (int64_t b = b0; b < full_end; ++b) {
+      const u32x4 w = noise_block(seed, stream, sample, uint32_t(b));
+      A v[4];
+      if (Uniform) {
+        for (int q = 0; q < 4; ++q) {
+          if constexpr (sizeof(A) == 8) v[q] = A(uniform_f64(w.v[q]));
+          else v[q] = A(uniform_f32(w.v[q]));
+        }
+      } else {
+        normal4(w, v);
+      }
+      store(row, 4 * b + 0, v[0]);
+      store(row, 4 * b + 1, v[1]);
+      store(row, 4 * b + 2, v[2]);
+      store(row, 4 * b + 3, v[3]);
+    }
+    if (full_end < b1) {  // the last, partial block of this sample
+      const int64_t b = nb - 1;
+      write_block<T, Uniform>(row, 4 * b, D - 4 * b, noise_block(seed, stream, sample, uint32_t(b)));
+    }
+    k += b1 - b0;
+  }
+}
+
+template <typename T>
+void fill_cpu(void* out, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, bool uniform,
+              int threads) {
+  const int64_t nb = (D + 3) / 4;
+  T* o = static_cast<T*>(out);
+  parallel_for(n * nb, 4096, threads, [&](int64_t b, int64_t e) {
+    if (uniform) fill_blocks<T, true>(o, D, seed, stream, sample0, b, e);
+    else fill_blocks<T, false>(o, D, seed, stream, sample0, b, e);
+  });
+}
+
+void fill(uintptr_t out, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
+          bool uniform, int device, uintptr_t cuda_stream, int threads) {
+  if (n <= 0 || D <= 0) return;
+  check_arg(D < (int64_t(1) << 34), "sample size must be below 2**34 elements");
+  void* p = reinterpret_cast<void*>(out);
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    rng::fill_cuda(p, dtype, n, D, seed, stream, sample0, uniform, device, cuda_stream);
+    return;
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  switch (dtype) {
+    case kFloat32: return fill_cpu<float>(p, n, D, seed, stream, sample0, uniform, threads);
+    case kFloat64: return fill_cpu<double>(p, n, D, seed, stream, sample0, uniform, threads);
+    case kFloat16: return fill_cpu<half_t>(p, n, D, seed, stream, sample0, uniform, threads);
+    case kBFloat16: return fill_cpu<bf16_t>(p, n, D, seed, stream, sample0, uniform, threads);
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+// Raw Philox words: counters (n, 4) and outputs (n, 4) as int64 holding uint32 values.
+void philox_words(uintptr_t counter, uint64_t k0, uint64_t k1, int64_t n, uintptr_t out) {
+  const int64_t* c = reinterpret_cast<const int64_t*>(counter);
+  int64_t* o = reinterpret_cast<int64_t*>(out);
+  for (int64_t i = 0; i < n; ++i) {
+    u32x4 x;
+    for (int q = 0; q < 4; ++q) x.v[q] = uint32_t(c[4 * i + q]);
+    const u32x4 y = philox4x32_10(x, uint32_t(k0), uint32_t(k1));
+    for (int q = 0; q < 4; ++q) o[4 * i + q] = int64_t(y.v[q]);
+  }
+}
+
+// float32 -> dtype with the kernels' own rounding (tested against torch's casts).
+void cast_from_float(uintptr_t src, uintptr_t dst, int dtype, int64_t n) {
+  const float* s = reinterpret_cast<const float*>(src);
+  switch (dtype) {
+    case kFloat16:
+      for (int64_t i = 0; i < n; ++i) store(reinterpret_cast<half_t*>(dst), i, s[i]);
+      return;
+    case kBFloat16:
+      for (int64_t i = 0; i < n; ++i) store(reinterpret_cast<bf16_t*>(dst), i, s[i]);
+      return;
+    default: throw std::invalid_argument("cast_from_float: dtype must be float16 or bfloat16");
+  }
+}
+
+void cast_to_float(uintptr_t src, int dtype, uintptr_t dst, int64_t n) {
+  float* d = reinterpret_cast<float*>(dst);
+  switch (dtype) {
+    case kFloat16:
+      for (int64_t i = 0; i < n; ++i) d[i] = load(reinterpret_cast<const half_t*>(src), i);
+      return;
+    case kBFloat16:
+      for (int64_t i = 0; i < n; ++i) d[i] = load(reinterpret_cast<const bf16_t*>(src), i);
+      return;
+    default: throw std::invalid_argument("cast_to_float: dtype must be float16 or bfloat16");
+  }
+}
+
+}  // namespace
+}  // namespace gencore
+
+GENCORE_BINDINGS(rng) {
+  namespace py = pybind11;
+  using namespace gencore;
+  m.def("rng_fill", &fill, py::arg("out"), py::arg("dtype"), py::arg("n"), py::arg("sample_numel"),
+        py::arg("seed"), py::arg("stream"), py::arg("sample_offset"), py::arg("uniform"), py::arg("device"),
+        py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL);
+  m.def("philox_words", &philox_words, GENCORE_NOGIL);
+  m.def("cast_from_float", &cast_from_float, GENCORE_NOGIL);
+  m.def("cast_to_float", &cast_to_float, GENCORE_NOGIL);
+}

@@ -1,0 +1,65 @@
+// Counter-based noise on CUDA: one thread per block of four words, grid-stride.
+#include "common/cuda_utils.cuh"
+#include "common/gencore.h"
+#include "common/philox.h"
+#include "rng/rng.h"
+
+namespace gencore {
+namespace rng {
+namespace {
+
+template <typename T, bool Uniform>
+__global__ void fill_kernel(T* out, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0) {
+  using A = acc_t<T>;
+  const int64_t nb = (D + 3) / 4;
+  const int64_t total = n * nb;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = k / nb;
+    const int64_t b = k - i * nb;
+    const u32x4 w = noise_block(seed, stream, sample0 + uint64_t(i), uint32_t(b));
+    A v[4];
+    if (Uniform) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        if constexpr (sizeof(A) == 8) v[q] = A(uniform_f64(w.v[q]));
+        else v[q] = A(uniform_f32(w.v[q]));
+      }
+    } else {
+      normal4(w, v);
+    }
+    T* row = out + i * D;
+    const int64_t j0 = 4 * b;
+    const int64_t cnt = D - j0 < 4 ? D - j0 : 4;
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+      if (q < cnt) store(row, j0 + q, v[q]);
+  }
+}
+
+template <typename T>
+void launch(void* out, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, bool uniform,
+            cudaStream_t s) {
+  const int64_t total = n * ((D + 3) / 4);
+  const unsigned grid = cuda::grid_for(total);
+  if (uniform) fill_kernel<T, true><<<grid, 256, 0, s>>>(static_cast<T*>(out), n, D, seed, stream, sample0);
+  else fill_kernel<T, false><<<grid, 256, 0, s>>>(static_cast<T*>(out), n, D, seed, stream, sample0);
+  GENCORE_CUDA_CHECK_LAUNCH("rng fill");
+}
+
+}  // namespace
+
+void fill_cuda(void* out, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
+               bool uniform, int device, uintptr_t cuda_stream) {
+  cuda::DeviceGuard guard(device);
+  const cudaStream_t s = cuda::as_stream(cuda_stream);
+  switch (dtype) {
+    case kFloat32: return launch<float>(out, n, D, seed, stream, sample0, uniform, s);
+    case kFloat64: return launch<double>(out, n, D, seed, stream, sample0, uniform, s);
+    case kFloat16: return launch<half_t>(out, n, D, seed, stream, sample0, uniform, s);
+    case kBFloat16: return launch<bf16_t>(out, n, D, seed, stream, sample0, uniform, s);
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+}  // namespace rng
+}  // namespace gencore
