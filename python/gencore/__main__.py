@@ -1,0 +1,5 @@
+import sys
+
+from gencore.cli import main
+
+sys.exit(main())
