@@ -45,7 +45,7 @@ def info() -> dict:
 
     lib = _native.lib()
     cuda_compiled = bool(lib is not None and lib.cuda_compiled)
-    archs = [a for a in (lib.cuda_archs.split(";") if cuda_compiled else []) if a]
+    archs = [a for a in (lib.cuda_archs.split(",") if cuda_compiled else []) if a]
     return {
         "version": __version__,
         "torch": torch.__version__,
