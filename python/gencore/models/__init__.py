@@ -1,0 +1,9 @@
+"""Networks for the model zoo: a small UNet and MLP denoisers with time and class embeddings."""
+
+from __future__ import annotations
+
+from gencore.models.embeddings import ClassEmbedding, TimeEmbedding, timestep_embedding
+from gencore.models.mlp import MLP, MLPDenoiser
+from gencore.models.unet import UNet
+
+__all__ = ["UNet", "MLP", "MLPDenoiser", "TimeEmbedding", "ClassEmbedding", "timestep_embedding"]
