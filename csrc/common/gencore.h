@@ -9,14 +9,14 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #else
-#define GENCORE_HD inline
+#define GENCORE_HD inline __attribute__((always_inline))
 #endif
 
 // Runtime-dispatched SIMD for CPU chunk functions: GCC/Clang build one clone per ISA and an
 // ifunc resolver picks the best at load time; any x86-64 runs the "default" clone.
 #if !defined(__CUDACC__) && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(GENCORE_NO_CLONES)
-#define GENCORE_SIMD_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#define GENCORE_SIMD_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define GENCORE_SIMD_CLONES
 #endif

@@ -27,26 +27,54 @@ GENCORE_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
   lo = uint32_t(p);
 }
 
-GENCORE_HD u32x4 philox4x32_10(u32x4 c, uint32_t k0, uint32_t k1) {
-  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
+#if !defined(__CUDA_ARCH__)
+// Ten rounds on words held in the low halves of 64-bit lanes (the upper halves are don't-care
+// bits that never reach a result: multiplications read the low half only, outputs are
+// truncated). This form lets the CPU vectoriser use one widening multiply per product and
+// is what the SIMD loops call; it gives the same words as the textbook form.
+GENCORE_HD void philox_rounds_u64(uint64_t& x0, uint64_t& x1, uint64_t& x2, uint64_t& x3, uint32_t k0,
+                                  uint32_t k1) {
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#pragma GCC unroll 10
 #endif
   for (int r = 0; r < 10; ++r) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mulhilo32(M0, c.v[0], hi0, lo0);
-    mulhilo32(M1, c.v[2], hi1, lo1);
-    u32x4 n;
-    n.v[0] = hi1 ^ c.v[1] ^ k0;
-    n.v[1] = lo1;
-    n.v[2] = hi0 ^ c.v[3] ^ k1;
-    n.v[3] = lo0;
-    c = n;
-    k0 += W0;
-    k1 += W1;
+    const uint64_t p0 = uint64_t(kPhiloxM0) * (x0 & 0xffffffffu);
+    const uint64_t p1 = uint64_t(kPhiloxM1) * (x2 & 0xffffffffu);
+    const uint64_t y0 = (p1 >> 32) ^ x1 ^ k0;
+    const uint64_t y2 = (p0 >> 32) ^ x3 ^ k1;
+    x1 = p1;
+    x3 = p0;
+    x0 = y0;
+    x2 = y2;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
   }
-  return c;
+}
+#endif
+
+GENCORE_HD u32x4 philox4x32_10(u32x4 c, uint32_t k0, uint32_t k1) {
+#if defined(__CUDA_ARCH__)
+  uint32_t x0 = c.v[0], x1 = c.v[1], x2 = c.v[2], x3 = c.v[3];
+#pragma unroll
+  for (int r = 0; r < 10; ++r) {
+    const uint32_t hi0 = __umulhi(kPhiloxM0, x0), lo0 = kPhiloxM0 * x0;
+    const uint32_t hi1 = __umulhi(kPhiloxM1, x2), lo1 = kPhiloxM1 * x2;
+    x0 = hi1 ^ x1 ^ k0;
+    x1 = lo1;
+    x2 = hi0 ^ x3 ^ k1;
+    x3 = lo0;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  return u32x4{{x0, x1, x2, x3}};
+#else
+  uint64_t x0 = c.v[0], x1 = c.v[1], x2 = c.v[2], x3 = c.v[3];
+  philox_rounds_u64(x0, x1, x2, x3, k0, k1);
+  return u32x4{{uint32_t(x0), uint32_t(x1), uint32_t(x2), uint32_t(x3)}};
+#endif
 }
 
 // The block of four words holding elements 4*block .. 4*block+3 of `sample`.
@@ -60,17 +88,19 @@ GENCORE_HD u32x4 noise_block(uint64_t seed, uint32_t stream, uint64_t sample, ui
 }
 
 // Uniforms strictly inside (0, 1); both are exact (no rounding).
-GENCORE_HD float uniform_f32(uint32_t w) { return float(w >> 8) * 5.9604644775390625e-08f + 2.98023223876953125e-08f; }
+GENCORE_HD float uniform_f32(uint32_t w) {
+  return float(int32_t(w >> 8)) * 5.9604644775390625e-08f + 2.98023223876953125e-08f;
+}
 GENCORE_HD double uniform_f64(uint32_t w) { return double(w) * 2.3283064365386963e-10 + 1.1641532182693481e-10; }
 
-// log(x) for x in (0, 1] (normal floats): Cephes logf, branch free.
+// log(x) for x in (0, 1] (normal floats): Cephes logf. Branch free and select free on
+// floats (integer bit operations only), so it vectorises without speculating float ops.
 GENCORE_HD float log_unit_f32(float x) {
   const uint32_t u = float_to_bits(x);
-  float e = float(int32_t(u >> 23) - 127);
-  float m = bits_to_float((u & 0x007fffffu) | 0x3f800000u);  // [1, 2)
-  const bool big = m > 1.41421356237f;
-  m = big ? m * 0.5f : m;
-  e = big ? e + 1.0f : e;
+  const uint32_t mb = (u & 0x007fffffu) | 0x3f800000u;  // the mantissa as a float in [1, 2)
+  const uint32_t big = mb > 0x3fb504f3u ? 1u : 0u;     // m > 1.41421356237f (same order as floats)
+  const float e = float(int32_t(u >> 23) - 127 + int32_t(big));
+  const float m = bits_to_float(mb - (big << 23));      // m / 2 when big (exact)
   const float f = m - 1.0f;
   const float z = f * f;
   float y = 7.0376836292e-2f;
@@ -93,8 +123,9 @@ GENCORE_HD float log_unit_f32(float x) {
 // sin(2 pi u) and cos(2 pi u) for u in (0, 1): exact reduction to [-pi/4, pi/4], Cephes
 // minimax polynomials, branch-free quadrant rotation.
 GENCORE_HD void sincos_2pi_f32(float u, float& s, float& c) {
-  const float q = std::floor(u * 4.0f + 0.5f);  // nearest quarter turn, 0..4
-  const float t = u - q * 0.25f;                // exact, in [-1/8, 1/8]
+  const int32_t qn = int32_t(u * 4.0f + 0.5f);  // nearest quarter turn, 0..4 (floor of a positive)
+  const float q = float(qn);
+  const float t = u - q * 0.25f;  // exact, in [-1/8, 1/8]
   const float a = t * 6.28318530717958647692f;
   const float a2 = a * a;
   float ps = -1.9515295891e-4f;
@@ -105,11 +136,13 @@ GENCORE_HD void sincos_2pi_f32(float u, float& s, float& c) {
   pc = pc * a2 - 1.388731625493765e-3f;
   pc = pc * a2 + 4.166664568298827e-2f;
   const float ca = 1.0f - 0.5f * a2 + a2 * a2 * pc;
-  const int qi = int(q) & 3;
-  const float s1 = (qi & 1) ? ca : sa;
-  const float c1 = (qi & 1) ? sa : ca;
-  s = (qi & 2) ? -s1 : s1;
-  c = ((qi + 1) & 2) ? -c1 : c1;
+  // Quadrant rotation with integer masks: swap on odd quadrants, negate via the sign bit.
+  const uint32_t odd = 0u - uint32_t(qn & 1);
+  const uint32_t sab = float_to_bits(sa), cab = float_to_bits(ca);
+  const uint32_t s1 = (cab & odd) | (sab & ~odd);
+  const uint32_t c1 = (sab & odd) | (cab & ~odd);
+  s = bits_to_float(s1 ^ (uint32_t(qn & 2) << 30));
+  c = bits_to_float(c1 ^ (uint32_t((qn + 1) & 2) << 30));
 }
 
 // Four standard normals from one block: Box-Muller on (w0, w1) and (w2, w3).

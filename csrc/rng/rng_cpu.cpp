@@ -1,79 +1,46 @@
 // Counter-based noise on the CPU: SIMD over blocks of four words, OpenMP over rows.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "common/gencore.h"
 #include "common/parallel.h"
 #include "common/philox.h"
 #include "common/registry.h"
+#include "rng/noise_cpu.h"
 #include "rng/rng.h"
 
 namespace gencore {
 namespace {
 
-template <typename T, bool Uniform>
-GENCORE_HD void write_block(T* row, int64_t j0, int64_t count, const u32x4& w) {
+// Flat elements [e0, e1) of the (n, D) output, one tile of noise::kTileElems at a time:
+// float/double outputs receive the draws directly, 16-bit outputs via a float tile.
+template <typename T>
+GENCORE_SIMD_CLONES void fill_range(T* out, noise::Source src, int64_t e0, int64_t e1, bool uniform) {
   using A = acc_t<T>;
-  A v[4];
-  if (Uniform) {
-    for (int q = 0; q < 4; ++q) {
-      if constexpr (sizeof(A) == 8) v[q] = A(uniform_f64(w.v[q]));
-      else v[q] = A(uniform_f32(w.v[q]));
-    }
-  } else {
-    normal4(w, v);
-  }
-  for (int q = 0; q < count; ++q) store(row, j0 + q, v[q]);
-}
-
-// Blocks [k0, k1) of the flattened (sample, block) index, nb = ceil(D / 4) blocks per sample.
-template <typename T, bool Uniform>
-GENCORE_SIMD_CLONES void fill_blocks(T* out, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
-                                     int64_t k0, int64_t k1) {
-  using A = acc_t<T>;
-  const int64_t nb = (D + 3) / 4;
-  const bool ragged = (D & 3) != 0;
-  int64_t k = k0;
-  while (k < k1) {
-    const int64_t i = k / nb;
-    const int64_t b0 = k - i * nb;
-    const int64_t b1 = std::min(nb, b0 + (k1 - k));
-    const int64_t full_end = ragged ? std::min(b1, nb - 1) : b1;
-    T* row = out + i * D;
-    const uint64_t sample = sample0 + uint64_t(i);
+  alignas(64) A buf[noise::kTileElems];
+  for (int64_t e = e0; e < e1; e += noise::kTileElems) {
+    const int64_t len = e1 - e < noise::kTileElems ? e1 - e : noise::kTileElems;
+    if constexpr (std::is_same<T, A>::value) {
+      noise::draw(src, e, len, out + e, uniform);
+    } else {
+      noise::draw(src, e, len, buf, uniform);
 #pragma omp simd
-    for (int64_t b = b0; b < full_end; ++b) {
-      const u32x4 w = noise_block(seed, stream, sample, uint32_t(b));
-      A v[4];
-      if (Uniform) {
-        for (int q = 0; q < 4; ++q) {
-          if constexpr (sizeof(A) == 8) v[q] = A(uniform_f64(w.v[q]));
-          else v[q] = A(uniform_f32(w.v[q]));
-        }
-      } else {
-        normal4(w, v);
-      }
-      store(row, 4 * b + 0, v[0]);
-      store(row, 4 * b + 1, v[1]);
-      store(row, 4 * b + 2, v[2]);
-      store(row, 4 * b + 3, v[3]);
+      for (int64_t q = 0; q < len; ++q) store(out, e + q, buf[q]);
     }
-    if (full_end < b1) {  // the last, partial block of this sample
-      const int64_t b = nb - 1;
-      write_block<T, Uniform>(row, 4 * b, D - 4 * b, noise_block(seed, stream, sample, uint32_t(b)));
-    }
-    k += b1 - b0;
   }
 }
 
 template <typename T>
 void fill_cpu(void* out, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, bool uniform,
               int threads) {
-  const int64_t nb = (D + 3) / 4;
+  const noise::Source src{seed, stream, sample0, D};
+  const int64_t total = n * D;
+  const int64_t tiles = (total + noise::kTileElems - 1) / noise::kTileElems;
   T* o = static_cast<T*>(out);
-  parallel_for(n * nb, 4096, threads, [&](int64_t b, int64_t e) {
-    if (uniform) fill_blocks<T, true>(o, D, seed, stream, sample0, b, e);
-    else fill_blocks<T, false>(o, D, seed, stream, sample0, b, e);
+  // Work is split on tile boundaries; values never depend on the split.
+  parallel_for(tiles, 16, threads, [&](int64_t b, int64_t e) {
+    fill_range<T>(o, src, b * noise::kTileElems, std::min(total, e * noise::kTileElems), uniform);
   });
 }
 

@@ -107,6 +107,12 @@ def _sincos_2pi_f32(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return s, c
 
 
+def _sqrt_f32(x: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded float32 square root (torch's CPU kernel is not; through float64 it is,
+    since 53 >= 2 * 24 + 2 makes the double rounding harmless)."""
+    return torch.sqrt(x.to(torch.float64)).to(torch.float32)
+
+
 def normal(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Standard normals from words (..., 4k): Box-Muller on pairs (0, 1) and (2, 3) of each block."""
     w = words.reshape(*words.shape[:-1], -1, 4)
@@ -119,8 +125,8 @@ def normal(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         out = torch.stack((r0 * torch.cos(a0), r0 * torch.sin(a0), r1 * torch.cos(a1), r1 * torch.sin(a1)), -1)
     else:
         u = uniform(w, torch.float32)
-        r0 = torch.sqrt(-2.0 * _log_unit_f32(u[..., 0]))
-        r1 = torch.sqrt(-2.0 * _log_unit_f32(u[..., 2]))
+        r0 = _sqrt_f32(-2.0 * _log_unit_f32(u[..., 0]))
+        r1 = _sqrt_f32(-2.0 * _log_unit_f32(u[..., 2]))
         s0, c0 = _sincos_2pi_f32(u[..., 1])
         s1, c1 = _sincos_2pi_f32(u[..., 3])
         out = torch.stack((r0 * c0, r0 * s0, r1 * c1, r1 * s1), -1)
