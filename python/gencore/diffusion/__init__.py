@@ -45,3 +45,34 @@ __all__ = [
     "q_sample",
     "timesteps",
 ]
+
+from gencore.diffusion.gmm import GaussianMixture  # noqa: E402
+from gencore.diffusion.guidance import (  # noqa: E402
+    classifier_guided_denoiser,
+    classifier_guided_model,
+    classifier_log_prob_grad,
+)
+from gencore.diffusion.k_sampling import (  # noqa: E402
+    sample_dpmpp_2m,
+    sample_euler,
+    sample_euler_ancestral,
+    sample_flow_match_euler,
+    sample_heun,
+)
+from gencore.diffusion.sampling import sample  # noqa: E402
+from gencore.diffusion.training import diffusion_loss, drop_labels  # noqa: E402
+
+__all__ += [
+    "GaussianMixture",
+    "sample",
+    "sample_euler",
+    "sample_euler_ancestral",
+    "sample_heun",
+    "sample_dpmpp_2m",
+    "sample_flow_match_euler",
+    "classifier_log_prob_grad",
+    "classifier_guided_model",
+    "classifier_guided_denoiser",
+    "diffusion_loss",
+    "drop_labels",
+]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["GaussianMixture", "GaussianMixtureDenoiser", "sliced_wasserstein"]
+__all__ = ["GaussianMixture", "GaussianMixtureDenoiser"]
 
 _PREDICTIONS = ("epsilon", "v_prediction", "sample")
 
@@ -272,33 +272,3 @@ class GaussianMixtureDenoiser(torch.nn.Module):
             eps = torch.where(bb > 0, (xd - ab * x0) / bb.clamp(min=1e-300), torch.zeros_like(x0))
             out = eps if self.prediction_type == "epsilon" else ab * eps - bb * x0
         return out.to(x.dtype)
-
-
-def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, *, n_projections: int = 256, seed: int = 0) -> float:
-    """Sliced 1-Wasserstein distance between two equal-size point clouds.
-
-    The mean over random unit directions of the 1-D Wasserstein-1 distance between the
-    projections (sorted-sample matching).
-
-    Args:
-        x, y: (n, D) samples (flattened beyond the first dimension).
-        n_projections: number of directions.
-        seed: seed of the directions (noise contract).
-
-    Example:
-        >>> import torch
-        >>> x = torch.randn(100, 2)
-        >>> sliced_wasserstein(x, x)
-        0.0
-    """
-    from gencore.rng import randn
-
-    x = x.reshape(x.shape[0], -1).double()
-    y = y.reshape(y.shape[0], -1).double().to(x.device)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    dirs = randn(n_projections, x.shape[1], seed=seed, dtype=torch.float64).to(x.device)
-    dirs = dirs / dirs.norm(dim=1, keepdim=True)
-    px = torch.sort(x @ dirs.T, dim=0).values
-    py = torch.sort(y @ dirs.T, dim=0).values
-    return float((px - py).abs().mean())
