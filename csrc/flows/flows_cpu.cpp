@@ -1,0 +1,212 @@
+// Affine coupling on the CPU: OpenMP over samples, SIMD over the elements of a sample, the
+// per-sample log-determinant reduced in the same loop. The sum uses 16 fixed partial lanes
+// combined in a fixed order, so results depend neither on the thread count nor on the ISA
+// clone picked at load time.
+//
+// -fno-trapping-math (no effect on results: floating-point exceptions are never observed) lets
+// GCC if-convert the branch-free selects of flows_math.h, which is what makes the loops vectorise.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+#include <algorithm>
+#include <cstdint>
+
+#include "common/gencore.h"
+#include "common/parallel.h"
+#include "common/registry.h"
+#include "flows/flows.h"
+#include "flows/flows_math.h"
+
+namespace gencore {
+namespace flows {
+namespace {
+
+constexpr int kLanes = 16;
+
+template <typename A>
+A combine(const A* acc) {
+  A s8[8], s4[4];
+  for (int k = 0; k < 8; ++k) s8[k] = acc[k] + acc[k + 8];
+  for (int k = 0; k < 4; ++k) s4[k] = s8[k] + s8[k + 4];
+  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+template <typename T, int C, bool Inv>
+GENCORE_SIMD_CLONES acc_t<T> forward_row(const T* __restrict x, const T* __restrict t, const T* __restrict v,
+                                         T* __restrict y, int64_t D, acc_t<T> c) {
+  using A = acc_t<T>;
+  A acc[kLanes] = {};
+  const int64_t full = D - D % kLanes;
+  for (int64_t j0 = 0; j0 < full; j0 += kLanes) {
+#pragma omp simd
+    for (int k = 0; k < kLanes; ++k) {
+      A yv;
+      acc[k] += coupling_value<C, Inv, A>(load(x, j0 + k), load(t, j0 + k), load(v, j0 + k), c, yv);
+      store(y, j0 + k, yv);
+    }
+  }
+  for (int64_t j = full; j < D; ++j) {
+    A yv;
+    acc[j - full] += coupling_value<C, Inv, A>(load(x, j), load(t, j), load(v, j), c, yv);
+    store(y, j, yv);
+  }
+  const A s = combine(acc);
+  return Inv ? -s : s;
+}
+
+template <typename T, int C, bool Inv>
+GENCORE_SIMD_CLONES void backward_row(const T* __restrict gy, acc_t<T> gl, const T* __restrict x,
+                                      const T* __restrict t, const T* __restrict v, T* __restrict gx,
+                                      T* __restrict gv, int64_t D, acc_t<T> c) {
+  using A = acc_t<T>;
+#pragma omp simd
+  for (int64_t j = 0; j < D; ++j) {
+    A a, b;
+    coupling_grad<C, Inv, A>(load(gy, j), gl, load(x, j), Inv ? load(t, j) : A(0), load(v, j), c, a, b);
+    store(gx, j, a);
+    store(gv, j, b);
+  }
+}
+
+int64_t grain_for(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)); }
+
+template <typename T, int C, bool Inv>
+void forward_impl(const CouplingArgs& a, void* y, void* logdet, int threads) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(a.x);
+  const T* t = static_cast<const T*>(a.t);
+  const T* v = static_cast<const T*>(a.v);
+  T* yo = static_cast<T*>(y);
+  T* ld = static_cast<T*>(logdet);
+  const A c = A(a.c);
+  parallel_for(a.n, grain_for(a.D), threads, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const A s = forward_row<T, C, Inv>(x + i * a.sx, t + i * a.st, v + i * a.sv, yo + i * a.D, a.D, c);
+      store(ld, i, s);
+    }
+  });
+}
+
+template <typename T, int C, bool Inv>
+void backward_impl(const CouplingArgs& a, const void* gy, int64_t sgy, const void* gl, void* gx, void* gv,
+                   int threads) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(a.x);
+  const T* t = static_cast<const T*>(a.t);
+  const T* v = static_cast<const T*>(a.v);
+  const T* g = static_cast<const T*>(gy);
+  const T* gls = static_cast<const T*>(gl);
+  T* ox = static_cast<T*>(gx);
+  T* ov = static_cast<T*>(gv);
+  const A c = A(a.c);
+  parallel_for(a.n, grain_for(a.D), threads, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      backward_row<T, C, Inv>(g + i * sgy, load(gls, i), x + i * a.sx, t + i * a.st, v + i * a.sv,
+                              ox + i * a.D, ov + i * a.D, a.D, c);
+    }
+  });
+}
+
+// Compile-time dispatch on (dtype, clamp, direction).
+template <template <typename, int, bool> class K, typename... Args>
+void dispatch(int dtype, int clamp, bool inv, Args&&... args) {
+  auto by_clamp = [&](auto tag) {
+    using T = decltype(tag);
+    auto by_dir = [&](auto ctag) {
+      constexpr int C = decltype(ctag)::value;
+      if (inv) K<T, C, true>::run(args...);
+      else K<T, C, false>::run(args...);
+    };
+    switch (clamp) {
+      case kNone: return by_dir(std::integral_constant<int, kNone>{});
+      case kAtan: return by_dir(std::integral_constant<int, kAtan>{});
+      case kTanh: return by_dir(std::integral_constant<int, kTanh>{});
+      case kSigmoid: return by_dir(std::integral_constant<int, kSigmoid>{});
+      default: throw std::invalid_argument("unknown clamp code");
+    }
+  };
+  switch (dtype) {
+    case kFloat32: return by_clamp(float{});
+    case kFloat64: return by_clamp(double{});
+    case kFloat16: return by_clamp(half_t{});
+    case kBFloat16: return by_clamp(bf16_t{});
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+template <typename T, int C, bool Inv>
+struct ForwardK {
+  static void run(const CouplingArgs& a, void* y, void* ld, int threads) { forward_impl<T, C, Inv>(a, y, ld, threads); }
+};
+template <typename T, int C, bool Inv>
+struct BackwardK {
+  static void run(const CouplingArgs& a, const void* gy, int64_t sgy, const void* gl, void* gx, void* gv,
+                  int threads) {
+    backward_impl<T, C, Inv>(a, gy, sgy, gl, gx, gv, threads);
+  }
+};
+
+CouplingArgs make_args(uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx, int64_t st, int64_t sv, int64_t n,
+                       int64_t D, int clamp, double c, bool inverse) {
+  check_arg(n >= 0 && D >= 0, "sizes must be non-negative");
+  check_arg(clamp >= kNone && clamp <= kSigmoid, "unknown clamp code");
+  check_arg(c > 0, "clamp_value must be positive");
+  return CouplingArgs{reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(t),
+                      reinterpret_cast<const void*>(v), sx, st, sv, n, D, clamp, c, inverse};
+}
+
+void forward(uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx, int64_t st, int64_t sv, int64_t n, int64_t D,
+             int clamp, double c, bool inverse, int dtype, uintptr_t y, uintptr_t logdet, int device,
+             uintptr_t cuda_stream, int threads) {
+  const CouplingArgs a = make_args(x, t, v, sx, st, sv, n, D, clamp, c, inverse);
+  if (n == 0) return;
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    coupling_forward_cuda(a, dtype, reinterpret_cast<void*>(y), reinterpret_cast<void*>(logdet), device,
+                          cuda_stream);
+    return;
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  dispatch<ForwardK>(dtype, clamp, inverse, a, reinterpret_cast<void*>(y), reinterpret_cast<void*>(logdet),
+                     threads);
+}
+
+void backward(uintptr_t gy, int64_t sgy, uintptr_t gl, uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx,
+              int64_t st, int64_t sv, int64_t n, int64_t D, int clamp, double c, bool inverse, int dtype,
+              uintptr_t gx, uintptr_t gv, int device, uintptr_t cuda_stream, int threads) {
+  const CouplingArgs a = make_args(x, t, v, sx, st, sv, n, D, clamp, c, inverse);
+  if (n == 0 || D == 0) return;
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    coupling_backward_cuda(a, dtype, reinterpret_cast<const void*>(gy), sgy, reinterpret_cast<const void*>(gl),
+                           reinterpret_cast<void*>(gx), reinterpret_cast<void*>(gv), device, cuda_stream);
+    return;
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  dispatch<BackwardK>(dtype, clamp, inverse, a, reinterpret_cast<const void*>(gy), sgy,
+                      reinterpret_cast<const void*>(gl), reinterpret_cast<void*>(gx), reinterpret_cast<void*>(gv),
+                      threads);
+}
+
+}  // namespace
+}  // namespace flows
+}  // namespace gencore
+
+GENCORE_BINDINGS(flows) {
+  namespace py = pybind11;
+  using namespace gencore::flows;
+  m.def("flows_coupling_forward", &forward, py::arg("x"), py::arg("shift"), py::arg("log_scale"),
+        py::arg("x_stride"), py::arg("shift_stride"), py::arg("log_scale_stride"), py::arg("n"),
+        py::arg("sample_numel"), py::arg("clamp"), py::arg("clamp_value"), py::arg("inverse"), py::arg("dtype"),
+        py::arg("y"), py::arg("logdet"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"),
+        GENCORE_NOGIL);
+  m.def("flows_coupling_backward", &backward, py::arg("grad_y"), py::arg("grad_y_stride"),
+        py::arg("grad_logdet"), py::arg("x"), py::arg("shift"), py::arg("log_scale"), py::arg("x_stride"),
+        py::arg("shift_stride"), py::arg("log_scale_stride"), py::arg("n"), py::arg("sample_numel"),
+        py::arg("clamp"), py::arg("clamp_value"), py::arg("inverse"), py::arg("dtype"), py::arg("grad_x"),
+        py::arg("grad_log_scale"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL);
+}
