@@ -133,14 +133,10 @@ class Dataset:
 
 
 def _toy(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from gencore.data import toys
+    from gencore.data.toys import make_toy
 
-    out = toys.sample(name, n, seed=seed)
-    if isinstance(out, tuple):
-        x, y = out
-    else:
-        x, y = out, torch.zeros(n, dtype=torch.long)
-    return x.float(), y.long()
+    x = make_toy(name, n, seed=seed)
+    return x.float(), torch.zeros(n, dtype=torch.long)
 
 
 def load_data(data: str, *, scale: str = "symmetric", dequantize: bool = False, seed: int = 0,
