@@ -42,16 +42,16 @@ from gencore.data.digits import NUM_CLASSES, check_finite, check_labels, load_di
 from gencore.models.trainer import Trainer
 
 __all__ = [
-    "MODELS",
     "DATA",
+    "MODELS",
     "Dataset",
-    "load_data",
-    "train",
-    "sample",
-    "evaluate",
-    "save",
-    "load",
     "ZooModel",
+    "evaluate",
+    "load",
+    "load_data",
+    "sample",
+    "save",
+    "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,7 @@ class DAEFamily(ZooModel):
 
 
 # ---------------------------------------------------------------------------- diffusion
-from gencore.diffusion.sampling import SAMPLERS  # noqa: E402  (the samplers of gencore.diffusion.sample)
+from gencore.diffusion.sampling import SAMPLERS
 
 
 class DiffusionFamily(ZooModel):
@@ -454,7 +454,7 @@ class DiffusionFamily(ZooModel):
     name = "diffusion"
     conditional_family = True
     guidance = True
-    defaults = {"steps": 3000, "batch_size": 128, "lr": 2e-3, "channels": 32, "p_uncond": 0.1,
+    defaults = {"steps": 1500, "batch_size": 128, "lr": 2e-3, "channels": 16, "p_uncond": 0.1,
                 "schedule": "linear", "ema_decay": 0.995, "warmup": 100, "sampler": "dpmpp_2m",
                 "sample_steps": 20, "guidance_scale": 3.0, "grad_clip": 1.0,
                 "eval_samplers": (("ddim", 50), ("dpmpp_2m", 10), ("dpmpp_2m", 20))}
@@ -462,7 +462,6 @@ class DiffusionFamily(ZooModel):
     def __init__(self, config: dict) -> None:
         super().__init__(config)
         from gencore.diffusion import make_schedule
-        from gencore.models.unet import UNet
 
         self.schedule = make_schedule(config["schedule"])
         self.net = self._make_net(config)
@@ -575,7 +574,7 @@ class LatentDiffusionFamily(DiffusionFamily):
         return (mu - self.latent_mean) / self.latent_std, y
 
     def objectives(self, batch, *, step: int, seed: int):
-        x, y = batch
+        x = batch[0]
         if step < int(self.config["vae_steps"]):
             beta = float(self.config["kl_weight"])
             return [("vae", lambda: -self.vae.elbo(_flat(x), seed=seed, stream=step, beta=beta).mean())]
@@ -598,7 +597,7 @@ class FlowMatchingFamily(DiffusionFamily):
     """
 
     name = "flow_matching"
-    defaults = {"steps": 3000, "batch_size": 128, "lr": 2e-3, "channels": 32, "p_uncond": 0.1,
+    defaults = {"steps": 1500, "batch_size": 128, "lr": 2e-3, "channels": 16, "p_uncond": 0.1,
                 "ema_decay": 0.995, "warmup": 100, "sample_steps": 20, "guidance_scale": 3.0,
                 "grad_clip": 1.0, "schedule": "linear", "sampler": "flow_match_euler",
                 "eval_samplers": (("flow_match_euler", 10), ("flow_match_euler", 20), ("flow_match_euler", 50))}
@@ -681,7 +680,6 @@ class NaiveBayesFamily(ZooModel):
             setattr(self.nb, k, state[k].clone())
         self.nb.epsilon_ = float(state["epsilon_"])
         self.nb.n_features_in_ = int(state["theta_"].shape[1])
-        return None
 
     def generate(self, n: int, y, *, seed: int, **kw) -> torch.Tensor:
         x, _ = self.nb.sample(n, y=y, seed=seed)

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from gencore.gan import (
     GAN,
     discriminator_loss,

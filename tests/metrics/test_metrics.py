@@ -7,7 +7,6 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
-
 from gencore.data.digits import load_digits
 from gencore.metrics import (
     bits_per_dim,
@@ -127,7 +126,7 @@ def test_digits_fd_orders_quality():
 
 def test_bits_per_dim():
     assert bits_per_dim(64 * math.log(2), 64) == pytest.approx(1.0)
-    assert bits_per_dim(0.0, 64, bin_width=0.5) == pytest.approx(-1.0)
+    assert bits_per_dim(0.0, 64, bin_width=0.5) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="dims"):
         bits_per_dim(1.0, 0)
 

@@ -27,17 +27,17 @@ import torch
 from gencore._validate import check_choice, check_index, check_seed
 
 __all__ = [
-    "SPLITS",
-    "SCALES",
-    "NUM_CLASSES",
     "IMAGE_SHAPE",
     "LEVELS",
-    "split_indices",
-    "load_digits",
+    "NUM_CLASSES",
+    "SCALES",
+    "SPLITS",
     "batches",
-    "to_unit",
     "check_finite",
     "check_labels",
+    "load_digits",
+    "split_indices",
+    "to_unit",
 ]
 
 SPLITS = ("train", "val", "test", "all")

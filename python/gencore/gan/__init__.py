@@ -14,8 +14,8 @@ from gencore.gan.models import GAN
 
 __all__ = [
     "GAN",
-    "gan_value",
     "discriminator_loss",
+    "gan_value",
     "generator_loss",
     "minimax_generator_loss",
     "nonsaturating_generator_loss",

@@ -18,11 +18,11 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
-    "gan_value",
     "discriminator_loss",
+    "gan_value",
+    "generator_loss",
     "minimax_generator_loss",
     "nonsaturating_generator_loss",
-    "generator_loss",
 ]
 
 

@@ -31,12 +31,12 @@ from gencore.metrics.frechet import frechet_distance, gaussian_stats
 __all__ = [
     "DigitsClassifier",
     "cache_dir",
-    "digits_classifier",
-    "train_digits_classifier",
     "class_accuracy",
-    "digits_features",
+    "digits_classifier",
     "digits_fd",
+    "digits_features",
     "reference_stats",
+    "train_digits_classifier",
 ]
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gaussian_stats", "frechet_distance", "sqrtm_psd"]
+__all__ = ["frechet_distance", "gaussian_stats", "sqrtm_psd"]
 
 
 def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

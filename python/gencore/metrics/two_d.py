@@ -8,7 +8,7 @@ import torch
 
 from gencore._validate import check_seed
 
-__all__ = ["sliced_wasserstein", "mmd"]
+__all__ = ["mmd", "sliced_wasserstein"]
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

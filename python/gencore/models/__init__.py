@@ -6,4 +6,4 @@ from gencore.models.embeddings import ClassEmbedding, TimeEmbedding, timestep_em
 from gencore.models.mlp import MLP, MLPDenoiser
 from gencore.models.unet import UNet
 
-__all__ = ["UNet", "MLP", "MLPDenoiser", "TimeEmbedding", "ClassEmbedding", "timestep_embedding"]
+__all__ = ["MLP", "ClassEmbedding", "MLPDenoiser", "TimeEmbedding", "UNet", "timestep_embedding"]

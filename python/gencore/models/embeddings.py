@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["timestep_embedding", "TimeEmbedding", "ClassEmbedding", "as_time"]
+__all__ = ["ClassEmbedding", "TimeEmbedding", "as_time", "timestep_embedding"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -26,7 +26,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
-def as_time(t: torch.Tensor | float | int, n: int, device: torch.device) -> torch.Tensor:
+def as_time(t: torch.Tensor | float, n: int, device: torch.device) -> torch.Tensor:
     """Broadcasts a scalar or ``(n,)`` time to a float tensor ``(n,)``."""
     if not isinstance(t, torch.Tensor):
         t = torch.tensor(float(t))

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Trainer", "Objective"]
+__all__ = ["Objective", "Trainer"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,9 @@ class Trainer:
         epoch, index = self._epoch_and_index(step)
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             tensors = tuple(self._data(epoch))
+            for t in tensors:
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"data must be finite, got NaN or infinity (epoch {epoch})")
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
             order = torch.randperm(tensors[0].shape[0], generator=g)
             self._epoch_cache = (epoch, tensors, order)

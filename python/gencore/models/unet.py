@@ -7,7 +7,7 @@ from torch import nn
 
 from gencore.models.embeddings import ClassEmbedding, TimeEmbedding, as_time
 
-__all__ = ["UNet", "ResBlock"]
+__all__ = ["ResBlock", "UNet"]
 
 
 def _norm(c: int) -> nn.GroupNorm:
