@@ -5,6 +5,15 @@ import torch
 from gencore.models import MLP, MLPDenoiser, UNet
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks train fastest on one thread (and immune to other processes on the cores)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _randomize(net):
     with torch.no_grad():
         for p in net.parameters():

@@ -67,7 +67,7 @@ class Trainer:
         >>> torch.manual_seed(0) and None
         >>> m = Line()
         >>> _ = Trainer(m, (torch.linspace(-1, 1, 64)[:, None],), steps=300, batch_size=16, lr=0.05).run()
-        >>> round(float(m.lin.weight), 2)
+        >>> round(float(m.lin.weight.detach()), 2)
         3.0
     """
 
