@@ -26,6 +26,12 @@ __all__ = ["GaussianMixture", "GaussianMixtureDenoiser"]
 _PREDICTIONS = ("epsilon", "v_prediction", "sample")
 
 
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Row softmax by max-shift (torch.softmax is slow on tiny float64 tensors on some CPUs)."""
+    e = (logits - logits.amax(dim=1, keepdim=True)).exp()
+    return e / e.sum(dim=1, keepdim=True)
+
+
 def _alphas_cumprod(schedule) -> torch.Tensor:
     if schedule is None:
         from gencore.diffusion import make_schedule
@@ -161,7 +167,7 @@ class GaussianMixture:
         means, stds = self.means.to(x.device), self.stds.to(x.device)
         a = torch.as_tensor(a, dtype=torch.float64, device=x.device).reshape(-1, 1, 1)
         b = torch.as_tensor(b, dtype=torch.float64, device=x.device).reshape(-1, 1, 1)
-        r = torch.softmax(self._log_joint(xf, a, b, labels), dim=1)  # (n, K)
+        r = _softmax(self._log_joint(xf, a, b, labels))  # (n, K)
         var = (a * stds) ** 2 + b**2
         x0k = means + a * stds**2 / var * (xf[:, None, :] - a * means)  # (n, K, D)
         return (r[:, :, None] * x0k).sum(1).reshape(shape)
@@ -185,7 +191,8 @@ class GaussianMixture:
             t = torch.as_tensor(t).reshape(-1).expand(x.shape[0])
             a, b = den.coefficients(t)
             xf = x.reshape(x.shape[0], -1).double()
-            return torch.log_softmax(self._log_joint(xf, a.to(x.device), b.to(x.device)), dim=1).to(x.dtype)
+            logits = self._log_joint(xf, a.to(x.device), b.to(x.device))
+            return (logits - torch.logsumexp(logits, dim=1, keepdim=True)).to(x.dtype)
 
         return classifier
 
