@@ -14,7 +14,7 @@ from gencore.diffusion import GaussianMixture, make_schedule, sample
 from gencore.metrics import sliced_wasserstein
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral", "heun", "dpmpp_2m")
-N = 3000
+N = 1500
 
 
 def _mixture():
@@ -27,15 +27,15 @@ def exact():
     """Two independent exact sample sets, the SWD noise floor, and the classifier's exact label rates."""
     gm = _mixture()
     a = gm.sample(N, seed=101)
-    b = gm.sample(N, seed=202)
     big = gm.sample(100_000, seed=303)
     rates = torch.bincount(gm.classify(big), minlength=3).double() / big.shape[0]
-    floor = sliced_wasserstein(a, b, p=1, seed=5)
+    # The estimator's noise floor: mean SWD between independent exact sets of N points.
+    floor = sum(sliced_wasserstein(gm.sample(N, seed=s), a, p=1, seed=5) for s in (202, 203, 204)) / 3
     return gm, a, floor, rates
 
 
 # Steps per sampler: enough that the discretisation error is below the sampling noise floor.
-STEPS = {"ddpm": 100, "ddim": 50, "euler": 50, "euler_ancestral": 100, "heun": 25, "dpmpp_2m": 25}
+STEPS = {"ddpm": 200, "ddim": 50, "euler": 50, "euler_ancestral": 200, "heun": 25, "dpmpp_2m": 25}
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -43,7 +43,7 @@ def test_samples_follow_the_mixture(sampler, exact):
     """SWD bound: two independent exact sets of N points are ``floor`` apart (the estimator's own
     noise, O(N^-1/2)); a sampler whose law is the mixture lands at the same distance in
     expectation. 2 x floor leaves room for the estimate's fluctuation and a discretisation error
-    of at most one floor; the power check below shows a 0.3 shift of one mean fails it.
+    of at most one floor; the power check below shows a 0.5 shift of one mean fails it.
     Component rates: within 4 binomial standard errors of the exact rates."""
     gm, ref, floor, rates = exact
     eta = 1.0 if sampler == "euler_ancestral" else 0.0
@@ -58,7 +58,7 @@ def test_samples_follow_the_mixture(sampler, exact):
 
 def test_swd_bound_has_power(exact):
     gm, ref, floor, _ = exact
-    shifted = GaussianMixture(gm.means + torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.3]], dtype=torch.float64),
+    shifted = GaussianMixture(gm.means + torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.5]], dtype=torch.float64),
                               gm.stds, gm.weights)
     assert sliced_wasserstein(shifted.sample(N, seed=9), ref, p=1, seed=5) > 2 * floor
     # ... and so does a sampler fed the wrong parameterisation.
@@ -97,21 +97,21 @@ def test_guided_call_batches_uncond_and_cond_in_one_model_call():
     assert calls[0][2] == uncond.tolist() + cond.tolist()
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m"])
-def test_guidance_scale_one_with_labels_samples_the_component(sampler):
+@pytest.mark.parametrize("sampler, steps", [("ddim", 100), ("dpmpp_2m", 40)])
+def test_guidance_scale_one_with_labels_samples_the_component(sampler, steps):
     """With the exact conditional model, s = 1 gives the class-conditional distribution; s > 1
     concentrates it further (the guided score of p(x) p(y|x)^s)."""
     gm = _mixture()
     den = gm.denoiser(make_schedule("linear"))
-    k, n = 1, 2000
+    k, n = 1, 1000
     cond = torch.full((n,), k)
     uncond = torch.full((n,), -1)
-    x = sample(den, (n, 2), sampler=sampler, steps=100, guidance_scale=1.0, cond=cond, uncond=uncond, seed=3)
+    x = sample(den, (n, 2), sampler=sampler, steps=steps, guidance_scale=1.0, cond=cond, uncond=uncond, seed=3)
     single = GaussianMixture(gm.means[k:k + 1], gm.stds[k:k + 1], torch.ones(1))
     ref, ref2 = single.sample(n, seed=11), single.sample(n, seed=12)
     floor = sliced_wasserstein(ref, ref2, p=1, seed=1)
     assert sliced_wasserstein(x, ref, p=1, seed=1) < 2 * floor
-    xg = sample(den, (n, 2), sampler=sampler, steps=100, guidance_scale=4.0, cond=cond, uncond=uncond, seed=3)
+    xg = sample(den, (n, 2), sampler=sampler, steps=steps, guidance_scale=4.0, cond=cond, uncond=uncond, seed=3)
     assert (gm.classify(xg) == k).double().mean() >= (gm.classify(x) == k).double().mean()
 
 
