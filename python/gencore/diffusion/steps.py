@@ -72,7 +72,7 @@ def _check_tensors(sample, model_output, uncond_output, guidance_scale, **others
         if t.shape != sample.shape:
             raise ValueError(f"{name} must have the shape of sample {tuple(sample.shape)}, got {tuple(t.shape)}")
         check_same_device(sample, t, "sample", name)
-        if name != "noise" and t.dtype != sample.dtype:
+        if t.dtype != sample.dtype:
             raise TypeError(f"{name} must have the dtype of sample ({sample.dtype}), got {t.dtype}")
     if not isinstance(guidance_scale, numbers.Real) or isinstance(guidance_scale, bool):
         raise TypeError(f"guidance_scale must be a real number, got {type(guidance_scale).__name__}")

@@ -1,0 +1,395 @@
+// Fused diffusion steps and forward noising on the CPU: OpenMP over contiguous ranges of
+// (sample, block-of-4) units, SIMD inside a sample's row. The math is diffusion_math.h.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "common/gencore.h"
+#include "common/parallel.h"
+#include "common/philox.h"
+#include "common/registry.h"
+#include <pybind11/stl.h>
+#include "diffusion/diffusion.h"
+
+namespace gencore {
+namespace diffusion {
+namespace {
+
+template <typename T>
+struct Row {
+  const T* x;
+  const T* c;
+  const T* u;
+  const T* z;
+  const T* e1;
+  const T* e2;
+  T* prev;
+  T* x0;
+  T* aux;
+};
+
+template <typename T, bool Guided, int Extras, bool Aux>
+__attribute__((always_inline)) inline void do_element(const Row<T>& p, const Coef<acc_t<T>>& k, acc_t<T> g, acc_t<T> r, int64_t j,
+                           acc_t<T> z) {
+  using A = acc_t<T>;
+  const A c = load(p.c, j);
+  const A m = Guided ? guide(c, A(load(p.u, j)), g) : c;
+  const A e1 = Extras >= 1 ? A(load(p.e1, j)) : A(0);
+  const A e2 = Extras >= 2 ? A(load(p.e2, j)) : A(0);
+  A prev, x0, aux;
+  step_element(k, r, A(load(p.x, j)), m, z, e1, e2, prev, x0, aux);
+  store(p.prev, j, prev);
+  store(p.x0, j, x0);
+  if (Aux) store(p.aux, j, aux);
+}
+
+// Normals of blocks [b, b + count) (count <= kTile) of one sample, written to out[0, 4 count):
+// the noise contract's values (the same Philox words and Box-Muller arithmetic as
+// common/philox.h), laid out so that each Philox round and the Box-Muller transform are
+// straight-line loops over lanes that the compiler vectorises.
+constexpr int kTile = 64;
+
+// uniform_f32 of common/philox.h; w >> 8 < 2**24 converts exactly through int32 (AVX2 has no
+// unsigned conversion, and the unsigned one would put a branch in the lane loop).
+__attribute__((always_inline)) inline float uniform_lanes(uint32_t w) {
+  return float(int32_t(w >> 8)) * 5.9604644775390625e-08f + 2.98023223876953125e-08f;
+}
+
+// log_unit_f32 of common/philox.h (identical values), inlined into the lane loops.
+__attribute__((always_inline)) inline float log_unit_lanes(float x) {
+  const uint32_t u = float_to_bits(x);
+  float e = float(int32_t(u >> 23) - 127);
+  uint32_t mb = (u & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+  // m > sqrt(2): m / 2 (exponent - 1, exact) and e + 1, as integer selects so that the lane
+  // loop has no conditional floating-point operation (trapping math forbids if-converting one).
+  const uint32_t big = bits_to_float(mb) > 1.41421356237f ? 1u : 0u;
+  mb -= big << 23;
+  const float m = bits_to_float(mb);
+  e = e + float(int32_t(big));
+  const float f = m - 1.0f;
+  const float z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  y = y + -2.12194440e-4f * e;
+  y = y + -0.5f * z;
+  float r = f + y;
+  r = r + 0.693359375f * e;
+  return r;
+}
+
+// sincos_2pi_f32 of common/philox.h with floor(v) written as a truncating conversion (v >= 0
+// here, so the value is identical) to keep the lane loop free of library calls.
+__attribute__((always_inline)) inline void sincos_2pi_lanes(float u, float& s, float& c) {
+  const float q = float(int32_t(u * 4.0f + 0.5f));
+  const float t = u - q * 0.25f;
+  const float a = t * 6.28318530717958647692f;
+  const float a2 = a * a;
+  float ps = -1.9515295891e-4f;
+  ps = ps * a2 + 8.3321608736e-3f;
+  ps = ps * a2 - 1.6666654611e-1f;
+  const float sa = a + a * a2 * ps;
+  float pc = 2.443315711809948e-5f;
+  pc = pc * a2 - 1.388731625493765e-3f;
+  pc = pc * a2 + 4.166664568298827e-2f;
+  const float ca = 1.0f - 0.5f * a2 + a2 * a2 * pc;
+  const int qi = int(q) & 3;
+  const float s1 = (qi & 1) ? ca : sa;
+  const float c1 = (qi & 1) ? sa : ca;
+  s = (qi & 2) ? -s1 : s1;
+  c = ((qi + 1) & 2) ? -c1 : c1;
+}
+
+template <typename A>
+__attribute__((always_inline)) inline void normals_tile(uint64_t seed, uint32_t stream, uint64_t sample, int64_t b, int count, A* out) {
+  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  uint32_t c0[kTile], c1[kTile], c2[kTile], c3[kTile];
+  const uint32_t s_lo = uint32_t(sample), s_hi = uint32_t(sample >> 32);
+#pragma omp simd
+  for (int l = 0; l < kTile; ++l) {
+    c0[l] = uint32_t(b + l);
+    c1[l] = s_lo;
+    c2[l] = s_hi;
+    c3[l] = stream;
+  }
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+#pragma omp simd
+    for (int l = 0; l < kTile; ++l) {
+      const uint64_t p0 = uint64_t(M0) * uint64_t(c0[l]);
+      const uint64_t p1 = uint64_t(M1) * uint64_t(c2[l]);
+      const uint32_t n0 = uint32_t(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = uint32_t(p0 >> 32) ^ c3[l] ^ k1;
+      c0[l] = n0;
+      c1[l] = uint32_t(p1);
+      c2[l] = n2;
+      c3[l] = uint32_t(p0);
+    }
+    k0 += W0;
+    k1 += W1;
+  }
+  if constexpr (sizeof(A) == 4) {
+#pragma omp simd
+    for (int l = 0; l < kTile; ++l) {
+      const float r0 = std::sqrt(-2.0f * log_unit_lanes(uniform_lanes(c0[l])));
+      const float r1 = std::sqrt(-2.0f * log_unit_lanes(uniform_lanes(c2[l])));
+      float s0, co0, s1, co1;
+      sincos_2pi_lanes(uniform_lanes(c1[l]), s0, co0);
+      sincos_2pi_lanes(uniform_lanes(c3[l]), s1, co1);
+      out[4 * l + 0] = r0 * co0;
+      out[4 * l + 1] = r0 * s0;
+      out[4 * l + 2] = r1 * co1;
+      out[4 * l + 3] = r1 * s1;
+    }
+  } else {
+    for (int l = 0; l < count; ++l) {
+      u32x4 w;
+      w.v[0] = c0[l];
+      w.v[1] = c1[l];
+      w.v[2] = c2[l];
+      w.v[3] = c3[l];
+      normal4_f64(w, out + 4 * l);
+    }
+  }
+}
+
+// Units [k0, k1) of the flattened (sample i, block b) index; block b holds elements 4b..4b+3.
+template <typename T, bool Guided, int Noise, int Extras, bool Aux>
+GENCORE_SIMD_CLONES void step_units(const StepArgs& a, int64_t k0, int64_t k1) {
+  using A = acc_t<T>;
+  const int64_t D = a.D;
+  const int64_t nb = (D + 3) / 4;
+  const A g = A(a.guidance);
+  const A r = a.clip > 0 ? A(a.clip) : std::numeric_limits<A>::infinity();
+  int64_t k = k0;
+  while (k < k1) {
+    const int64_t i = k / nb;
+    const int64_t b0 = k - i * nb;
+    const int64_t b1 = std::min(nb, b0 + (k1 - k));
+    const Coef<A> kc = make_coef<A>(a.rows ? a.rows + i * kNumCoef : a.coef);
+    const int64_t off = i * D;
+    Row<T> p;
+    p.x = static_cast<const T*>(a.x) + off;
+    p.c = static_cast<const T*>(a.c) + off;
+    p.u = Guided ? static_cast<const T*>(a.u) + off : nullptr;
+    p.z = Noise == kExplicitNoise ? static_cast<const T*>(a.z) + off : nullptr;
+    p.e1 = Extras >= 1 ? static_cast<const T*>(a.e1) + off : nullptr;
+    p.e2 = Extras >= 2 ? static_cast<const T*>(a.e2) + off : nullptr;
+    p.prev = static_cast<T*>(a.prev) + off;
+    p.x0 = static_cast<T*>(a.x0) + off;
+    p.aux = Aux ? static_cast<T*>(a.aux) + off : nullptr;
+    if constexpr (Noise == kPhiloxNoise) {
+      const uint64_t sample = a.sample0 + uint64_t(i);
+      const uint64_t seed = a.seed;
+      const uint32_t stream = a.stream;
+      alignas(64) A zbuf[4 * kTile];
+      for (int64_t bt = b0; bt < b1; bt += kTile) {
+        const int cnt = int(std::min<int64_t>(kTile, b1 - bt));
+        normals_tile<A>(seed, stream, sample, bt, cnt, zbuf);
+        const int64_t j0 = 4 * bt;
+        const int64_t m = std::min<int64_t>(4 * int64_t(cnt), D - j0);
+#pragma omp simd
+        for (int64_t q = 0; q < m; ++q) do_element<T, Guided, Extras, Aux>(p, kc, g, r, j0 + q, zbuf[q]);
+      }
+    } else {
+      const int64_t j0 = 4 * b0;
+      const int64_t j1 = std::min(D, 4 * b1);
+#pragma omp simd
+      for (int64_t j = j0; j < j1; ++j) {
+        const A z = Noise == kExplicitNoise ? A(load(p.z, j)) : A(0);
+        do_element<T, Guided, Extras, Aux>(p, kc, g, r, j, z);
+      }
+    }
+    k += b1 - b0;
+  }
+}
+
+template <typename T, bool Guided, int Noise, int Extras, bool Aux>
+void run(const StepArgs& a, int threads) {
+  const int64_t units = a.n * ((a.D + 3) / 4);
+  parallel_for(units, 2048, threads, [&](int64_t b, int64_t e) { step_units<T, Guided, Noise, Extras, Aux>(a, b, e); });
+}
+
+template <typename T, bool Guided>
+void dispatch_kind(const StepArgs& a, int threads) {
+  const int extras = (a.e1 ? 1 : 0) + (a.e2 ? 1 : 0);
+  const bool aux = a.aux != nullptr;
+  check_arg(a.e2 == nullptr || a.e1 != nullptr, "diffusion_step: e2 needs e1");
+  if (extras == 0 && !aux) {
+    switch (a.noise_mode) {
+      case kNoNoise: return run<T, Guided, kNoNoise, 0, false>(a, threads);
+      case kExplicitNoise: return run<T, Guided, kExplicitNoise, 0, false>(a, threads);
+      case kPhiloxNoise: return run<T, Guided, kPhiloxNoise, 0, false>(a, threads);
+      default: throw std::invalid_argument("diffusion_step: unknown noise mode");
+    }
+  }
+  check_arg(a.noise_mode == kNoNoise, "diffusion_step: noise is only supported without extra inputs");
+  if (extras == 0 && aux) return run<T, Guided, kNoNoise, 0, true>(a, threads);
+  if (extras == 1 && !aux) return run<T, Guided, kNoNoise, 1, false>(a, threads);
+  if (extras == 2 && aux) return run<T, Guided, kNoNoise, 2, true>(a, threads);
+  throw std::invalid_argument("diffusion_step: unsupported combination of extra inputs and outputs");
+}
+
+template <typename T>
+void step_cpu(const StepArgs& a, int threads) {
+  if (a.u) dispatch_kind<T, true>(a, threads);
+  else dispatch_kind<T, false>(a, threads);
+}
+
+template <typename T, bool Philox>
+GENCORE_SIMD_CLONES void q_units(const QSampleArgs& a, int64_t k0, int64_t k1) {
+  using A = acc_t<T>;
+  const int64_t D = a.D;
+  const int64_t nb = (D + 3) / 4;
+  int64_t k = k0;
+  while (k < k1) {
+    const int64_t i = k / nb;
+    const int64_t b0 = k - i * nb;
+    const int64_t b1 = std::min(nb, b0 + (k1 - k));
+    const A ca = A(a.ab[2 * i]);
+    const A cb = A(a.ab[2 * i + 1]);
+    const T* x = static_cast<const T*>(a.x0) + i * D;
+    T* out = static_cast<T*>(a.out) + i * D;
+    if constexpr (Philox) {
+      T* zo = static_cast<T*>(a.z_out) + i * D;
+      const uint64_t sample = a.sample0 + uint64_t(i);
+      alignas(64) A zbuf[4 * kTile];
+      for (int64_t bt = b0; bt < b1; bt += kTile) {
+        const int cnt = int(std::min<int64_t>(kTile, b1 - bt));
+        normals_tile<A>(a.seed, a.stream, sample, bt, cnt, zbuf);
+        const int64_t j0 = 4 * bt;
+        const int64_t m = std::min<int64_t>(4 * int64_t(cnt), D - j0);
+#pragma omp simd
+        for (int64_t q = 0; q < m; ++q) {
+          store(out, j0 + q, q_sample_element(ca, cb, A(load(x, j0 + q)), zbuf[q]));
+          store(zo, j0 + q, zbuf[q]);
+        }
+      }
+    } else {
+      const T* z = static_cast<const T*>(a.z) + i * D;
+      const int64_t j0 = 4 * b0;
+      const int64_t j1 = std::min(D, 4 * b1);
+#pragma omp simd
+      for (int64_t j = j0; j < j1; ++j) store(out, j, q_sample_element(ca, cb, A(load(x, j)), A(load(z, j))));
+    }
+    k += b1 - b0;
+  }
+}
+
+template <typename T>
+void q_sample_cpu(const QSampleArgs& a, int threads) {
+  const int64_t units = a.n * ((a.D + 3) / 4);
+  parallel_for(units, 2048, threads, [&](int64_t b, int64_t e) {
+    if (a.z) q_units<T, false>(a, b, e);
+    else q_units<T, true>(a, b, e);
+  });
+}
+
+void step(uintptr_t x, uintptr_t c, uintptr_t u, uintptr_t z, uintptr_t e1, uintptr_t e2, uintptr_t prev,
+          uintptr_t x0, uintptr_t aux, uintptr_t rows, const std::vector<double>& coef, double guidance, double clip,
+          int noise_mode, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, int dtype,
+          int device, uintptr_t cuda_stream, int threads) {
+  if (n <= 0 || D <= 0) return;
+  check_arg(D < (int64_t(1) << 34), "diffusion_step: sample size must be below 2**34 elements");
+  check_arg(coef.size() == size_t(kNumCoef), "diffusion_step: expected 14 coefficients");
+  check_arg(x && c && prev && x0, "diffusion_step: null tensor");
+  check_arg(noise_mode != kExplicitNoise || z, "diffusion_step: explicit noise mode needs noise");
+  StepArgs a;
+  a.x = reinterpret_cast<const void*>(x);
+  a.c = reinterpret_cast<const void*>(c);
+  a.u = reinterpret_cast<const void*>(u);
+  a.z = reinterpret_cast<const void*>(z);
+  a.e1 = reinterpret_cast<const void*>(e1);
+  a.e2 = reinterpret_cast<const void*>(e2);
+  a.prev = reinterpret_cast<void*>(prev);
+  a.x0 = reinterpret_cast<void*>(x0);
+  a.aux = reinterpret_cast<void*>(aux);
+  a.rows = reinterpret_cast<const double*>(rows);
+  std::copy(coef.begin(), coef.end(), a.coef);
+  a.guidance = guidance;
+  a.clip = clip;
+  a.noise_mode = noise_mode;
+  a.n = n;
+  a.D = D;
+  a.seed = seed;
+  a.stream = stream;
+  a.sample0 = sample0;
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    step_cuda(a, dtype, device, cuda_stream);
+    return;
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  switch (dtype) {
+    case kFloat32: return step_cpu<float>(a, threads);
+    case kFloat64: return step_cpu<double>(a, threads);
+    case kFloat16: return step_cpu<half_t>(a, threads);
+    case kBFloat16: return step_cpu<bf16_t>(a, threads);
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+void q_sample(uintptr_t x0, uintptr_t z, uintptr_t ab, uintptr_t out, uintptr_t z_out, int64_t n, int64_t D,
+              uint64_t seed, uint32_t stream, uint64_t sample0, int dtype, int device, uintptr_t cuda_stream,
+              int threads) {
+  if (n <= 0 || D <= 0) return;
+  check_arg(D < (int64_t(1) << 34), "q_sample: sample size must be below 2**34 elements");
+  check_arg(x0 && ab && out && (z || z_out), "q_sample: null tensor");
+  QSampleArgs a;
+  a.x0 = reinterpret_cast<const void*>(x0);
+  a.z = reinterpret_cast<const void*>(z);
+  a.ab = reinterpret_cast<const double*>(ab);
+  a.out = reinterpret_cast<void*>(out);
+  a.z_out = reinterpret_cast<void*>(z_out);
+  a.n = n;
+  a.D = D;
+  a.seed = seed;
+  a.stream = stream;
+  a.sample0 = sample0;
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    q_sample_cuda(a, dtype, device, cuda_stream);
+    return;
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  switch (dtype) {
+    case kFloat32: return q_sample_cpu<float>(a, threads);
+    case kFloat64: return q_sample_cpu<double>(a, threads);
+    case kFloat16: return q_sample_cpu<half_t>(a, threads);
+    case kBFloat16: return q_sample_cpu<bf16_t>(a, threads);
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+}  // namespace
+}  // namespace diffusion
+}  // namespace gencore
+
+GENCORE_BINDINGS(diffusion) {
+  namespace py = pybind11;
+  using namespace gencore::diffusion;
+  m.def("diffusion_step", &step, py::arg("x"), py::arg("c"), py::arg("u"), py::arg("z"), py::arg("e1"),
+        py::arg("e2"), py::arg("prev"), py::arg("x0"), py::arg("aux"), py::arg("rows"), py::arg("coef"),
+        py::arg("guidance"), py::arg("clip"), py::arg("noise_mode"), py::arg("n"), py::arg("sample_numel"),
+        py::arg("seed"), py::arg("stream"), py::arg("sample_offset"), py::arg("dtype"), py::arg("device"),
+        py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL);
+  m.def("diffusion_q_sample", &q_sample, py::arg("x0"), py::arg("z"), py::arg("ab"), py::arg("out"),
+        py::arg("z_out"), py::arg("n"), py::arg("sample_numel"), py::arg("seed"), py::arg("stream"),
+        py::arg("sample_offset"), py::arg("dtype"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"),
+        GENCORE_NOGIL);
+}
