@@ -100,8 +100,7 @@ class VAE(nn.Module):
         from gencore.vae import reparameterize_kl
 
         mu, logvar = self.encode(x, y)
-        eps = self._noise(x.shape[0], 1, seed, stream, mu)[:, 0]
-        z, kl = reparameterize_kl(mu, logvar, noise=eps)
+        z, kl = reparameterize_kl(mu, logvar, seed=seed, stream=stream)  # eps drawn in the kernel
         return self.log_px(x, self.decode(z, y)) - beta * kl
 
     @torch.no_grad()
