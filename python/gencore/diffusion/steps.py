@@ -730,7 +730,9 @@ def q_sample(
         raise ValueError(f"t must have shape (batch,) = ({x0.shape[0]},), got {tuple(t.shape)}")
     check_same_device(x0, t, "x0", "t")
     T = schedule.num_train_timesteps
-    if t.numel() and bool(((t < 0) | (t >= T)).any()):
+    if torch.compiler.is_compiling():  # no host read-back inside a graph: an asynchronous device assert
+        torch._assert_async(((t >= 0) & (t < T)).all(), "t must be in [0, num_train_timesteps)")
+    elif t.numel() and bool(((t < 0) | (t >= T)).any()):
         lo, hi = int(t.min()), int(t.max())
         raise ValueError(f"t must be in [0, num_train_timesteps={T}), got values in [{lo}, {hi}]")
     if noise is not None:
