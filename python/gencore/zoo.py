@@ -707,7 +707,7 @@ class FlowFamily(ZooModel):
     data_kinds = ("digits", "toy")
     scale = "unit"
     dequantize = True
-    defaults = {"steps": 6000, "batch_size": 128, "lr": 1e-3, "transforms": 8, "hidden": 256,
+    defaults = {"steps": 1500, "batch_size": 128, "lr": 1e-3, "transforms": 8, "hidden": 64,
                 "grad_clip": 5.0}
 
     def __init__(self, config: dict) -> None:
@@ -747,7 +747,7 @@ class GlowFamily(FlowFamily):
 
     name = "glow"
     data_kinds = ("digits",)
-    defaults = {"steps": 4000, "batch_size": 128, "lr": 1e-3, "levels": 2, "flow_steps": 4, "hidden": 64,
+    defaults = {"steps": 2000, "batch_size": 128, "lr": 1e-3, "levels": 2, "flow_steps": 4, "hidden": 64,
                 "grad_clip": 5.0}
 
     def _make_flow(self, config: dict) -> nn.Module:
