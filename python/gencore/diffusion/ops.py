@@ -31,10 +31,18 @@ _NO_NOISE, _EXPLICIT, _PHILOX = 0, 1, 2
 
 def _step_impl(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance, clip, noise_mode, want_aux,
                seed, stream, sample_offset):
+    prev, x0, aux = _step_core(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance, clip, noise_mode,
+                               want_aux, seed, stream, sample_offset)
+    return prev, x0, (aux if want_aux else sample.new_empty((0,)))
+
+
+def _step_core(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance, clip, noise_mode, want_aux,
+               seed, stream, sample_offset):
+    """The kernel call; returns (prev, x0, aux or None)."""
     x = sample.contiguous()
     prev = torch.empty_like(x, memory_format=torch.contiguous_format)
     x0 = torch.empty_like(prev)
-    aux = torch.empty_like(prev) if want_aux else x.new_empty((0,))
+    aux = torch.empty_like(prev) if want_aux else None
     n = x.shape[0]
     if x.numel() == 0:
         return prev, x0, aux
@@ -42,7 +50,7 @@ def _step_impl(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance
     c, u, z, a1, a2, r = cont
     p = _native.ptr
     _native.lib().diffusion_step(
-        p(x), p(c), p(u), p(z), p(a1), p(a2), p(prev), p(x0), p(aux if want_aux else None), p(r), coef,
+        p(x), p(c), p(u), p(z), p(a1), p(a2), p(prev), p(x0), p(aux), p(r), coef,
         guidance, clip, noise_mode, n, x.numel() // n, from_signed64(seed), stream, from_signed64(sample_offset),
         _native.dtype_code(x.dtype), _native.device_index(x), _native.cuda_stream(x), _native.threads(),
     )
@@ -158,8 +166,8 @@ _ORDER = ("kpre", "ax", "am", "ex", "em", "e0", "px", "p0", "pe", "pz", "p1", "p
 def _pack(k: dict, sample: torch.Tensor):
     """(rows, coef): per-sample rows (batch, 14) float64 when any coefficient is a tensor."""
     vals = [k[name] for name in _ORDER]
-    if not any(_t(v) for v in vals):
-        return None, [float(v) for v in vals]
+    if not any(isinstance(v, torch.Tensor) for v in vals):
+        return None, vals
     n = sample.shape[0]
     cols = [v.to(torch.float64).expand(n) if _t(v) else torch.full((n,), float(v), dtype=torch.float64,
                                                                     device=sample.device) for v in vals]
@@ -185,7 +193,7 @@ def _run(sample, model_output, k, *, uncond_output, guidance_scale, clip_sample,
     if torch.compiler.is_compiling():
         prev, x0, aux = diffusion_step(*args)
     else:
-        prev, x0, aux = _step_impl(*args)
+        prev, x0, aux = _step_core(*args)
     return (prev, x0, aux) if want_aux else (prev, x0)
 
 

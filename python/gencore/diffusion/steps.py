@@ -139,8 +139,10 @@ def _check_noise(needed: bool, noise, seed, stream, sample_offset, step: str):
                          "(in-kernel counter-based noise)")
     if seed is not None:
         seed = check_seed(seed)
-    stream = check_index(stream, "stream", 2**32)
-    sample_offset = check_index(sample_offset, "sample_offset", 2**63)
+    if not (type(stream) is int and 0 <= stream < 2**32):
+        stream = check_index(stream, "stream", 2**32)
+    if not (type(sample_offset) is int and 0 <= sample_offset < 2**63):
+        sample_offset = check_index(sample_offset, "sample_offset", 2**63)
     return seed, stream, sample_offset
 
 
