@@ -68,6 +68,38 @@ GENCORE_SIMD_CLONES void backward_row(const T* __restrict gy, acc_t<T> gl, const
   }
 }
 
+// One element per sample (the couplings of 2-D flows): a flat loop over samples instead of a
+// row loop per sample.
+template <typename T, int C, bool Inv>
+GENCORE_SIMD_CLONES void forward_flat1(const T* __restrict x, int64_t sx, const T* __restrict t, int64_t st,
+                                       const T* __restrict v, int64_t sv, T* __restrict y, T* __restrict ld,
+                                       int64_t b, int64_t e, acc_t<T> c) {
+  using A = acc_t<T>;
+#pragma omp simd
+  for (int64_t i = b; i < e; ++i) {
+    A yv;
+    const A s = coupling_value<C, Inv, A>(load(x, i * sx), load(t, i * st), load(v, i * sv), c, yv);
+    store(y, i, yv);
+    store(ld, i, Inv ? -s : s);
+  }
+}
+
+template <typename T, int C, bool Inv>
+GENCORE_SIMD_CLONES void backward_flat1(const T* __restrict gy, int64_t sgy, const T* __restrict gl,
+                                        const T* __restrict x, int64_t sx, const T* __restrict t, int64_t st,
+                                        const T* __restrict v, int64_t sv, T* __restrict gx, T* __restrict gv,
+                                        int64_t b, int64_t e, acc_t<T> c) {
+  using A = acc_t<T>;
+#pragma omp simd
+  for (int64_t i = b; i < e; ++i) {
+    A a, d;
+    coupling_grad<C, Inv, A>(load(gy, i * sgy), load(gl, i), load(x, i * sx), Inv ? load(t, i * st) : A(0),
+                             load(v, i * sv), c, a, d);
+    store(gx, i, a);
+    store(gv, i, d);
+  }
+}
+
 int64_t grain_for(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)); }
 
 template <typename T, int C, bool Inv>
@@ -79,6 +111,12 @@ void forward_impl(const CouplingArgs& a, void* y, void* logdet, int threads) {
   T* yo = static_cast<T*>(y);
   T* ld = static_cast<T*>(logdet);
   const A c = A(a.c);
+  if (a.D == 1) {
+    parallel_for(a.n, 16384, threads, [&](int64_t b, int64_t e) {
+      forward_flat1<T, C, Inv>(x, a.sx, t, a.st, v, a.sv, yo, ld, b, e, c);
+    });
+    return;
+  }
   parallel_for(a.n, grain_for(a.D), threads, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const A s = forward_row<T, C, Inv>(x + i * a.sx, t + i * a.st, v + i * a.sv, yo + i * a.D, a.D, c);
@@ -99,6 +137,12 @@ void backward_impl(const CouplingArgs& a, const void* gy, int64_t sgy, const voi
   T* ox = static_cast<T*>(gx);
   T* ov = static_cast<T*>(gv);
   const A c = A(a.c);
+  if (a.D == 1) {
+    parallel_for(a.n, 16384, threads, [&](int64_t b, int64_t e) {
+      backward_flat1<T, C, Inv>(g, sgy, gls, x, a.sx, t, a.st, v, a.sv, ox, ov, b, e, c);
+    });
+    return;
+  }
   parallel_for(a.n, grain_for(a.D), threads, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       backward_row<T, C, Inv>(g + i * sgy, load(gls, i), x + i * a.sx, t + i * a.st, v + i * a.sv,

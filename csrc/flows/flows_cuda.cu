@@ -41,6 +41,22 @@ __global__ void forward_warp_kernel(CouplingArgs a, T* y, T* logdet) {
   }
 }
 
+// One element per sample: no reduction needed.
+template <typename T, int C, bool Inv>
+__global__ void forward_flat1_kernel(CouplingArgs a, T* y, T* logdet) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(a.x);
+  const T* t = static_cast<const T*>(a.t);
+  const T* v = static_cast<const T*>(a.v);
+  const A c = A(a.c);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.n; i += int64_t(gridDim.x) * blockDim.x) {
+    A yv;
+    const A s = coupling_value<C, Inv, A>(load(x, i * a.sx), load(t, i * a.st), load(v, i * a.sv), c, yv);
+    store(y, i, yv);
+    store(logdet, i, Inv ? -s : s);
+  }
+}
+
 template <typename T, int C, bool Inv>
 __global__ void forward_block_kernel(CouplingArgs a, T* y, T* logdet) {
   using A = acc_t<T>;
@@ -85,7 +101,10 @@ __global__ void backward_kernel(CouplingArgs a, const T* gy, int64_t sgy, const 
 
 template <typename T, int C, bool Inv>
 void launch_forward(const CouplingArgs& a, void* y, void* logdet, cudaStream_t s) {
-  if (a.D <= 256) {
+  if (a.D == 1) {
+    forward_flat1_kernel<T, C, Inv><<<cuda::grid_for(a.n, kBlock), kBlock, 0, s>>>(a, static_cast<T*>(y),
+                                                                                  static_cast<T*>(logdet));
+  } else if (a.D <= 256) {
     const int64_t blocks = (a.n + kWarps - 1) / kWarps;
     const unsigned grid = unsigned(blocks < 65535LL * 16 ? blocks : 65535LL * 16);
     forward_warp_kernel<T, C, Inv><<<grid, kBlock, 0, s>>>(a, static_cast<T*>(y), static_cast<T*>(logdet));

@@ -154,7 +154,8 @@ def test_non_contiguous_and_broadcast_rows(device):
     shift, log_scale = params[:, :20], params[:, 20:]
     xt = x.T.contiguous().T  # column-major
     row = t[:1].expand(6, 20)  # a row broadcast over the batch (stride 0)
-    for a, b, c in ((xt, shift, log_scale), (x, row, log_scale), (x[:, ::2], t[:, ::2], v[:, ::2])):
+    one = (x[:, 3:4], params[:, 5:6], params[:, 30:31])  # one element per sample, strided rows
+    for a, b, c in ((xt, shift, log_scale), (x, row, log_scale), (x[:, ::2], t[:, ::2], v[:, ::2]), one):
         y, ld = gf.affine_coupling(a, b, c, clamp="atan")
         yr, ldr = reference.affine_coupling(a, b, c, clamp="atan")
         torch.testing.assert_close(y, yr, rtol=1e-13, atol=1e-13)
