@@ -93,6 +93,16 @@ GENCORE_HD float uniform_f32(uint32_t w) {
 }
 GENCORE_HD double uniform_f64(uint32_t w) { return double(w) * 2.3283064365386963e-10 + 1.1641532182693481e-10; }
 
+// Float32 uniforms about to be rounded to a 16-bit type, clamped so that they stay strictly
+// inside (0, 1) after rounding: float16 would round values from 1 - 2**-12 up to 1 and 2**-25
+// down to 0; bfloat16 rounds values from 1 - 2**-9 up to 1.
+GENCORE_HD float uniform_clamp16(float v, bool bf16) {
+  const float hi = bf16 ? 0.99609375f : 0.99951171875f;  // largest value below 1 in the type
+  const float lo = bf16 ? 0.0f : 5.9604644775390625e-08f;  // float16's smallest subnormal
+  v = v > hi ? hi : v;
+  return v < lo ? lo : v;
+}
+
 // log(x) for x in (0, 1] (normal floats): Cephes logf. Branch free and select free on
 // floats (integer bit operations only), so it vectorises without speculating float ops.
 GENCORE_HD float log_unit_f32(float x) {

@@ -25,8 +25,14 @@ GENCORE_SIMD_CLONES void fill_range(T* out, noise::Source src, int64_t e0, int64
       noise::draw(src, e, len, out + e, uniform);
     } else {
       noise::draw(src, e, len, buf, uniform);
+      if (uniform) {
+        constexpr bool kBF16 = std::is_same<T, bf16_t>::value;
 #pragma omp simd
-      for (int64_t q = 0; q < len; ++q) store(out, e + q, buf[q]);
+        for (int64_t q = 0; q < len; ++q) store(out, e + q, uniform_clamp16(buf[q], kBF16));
+      } else {
+#pragma omp simd
+        for (int64_t q = 0; q < len; ++q) store(out, e + q, buf[q]);
+      }
     }
   }
 }

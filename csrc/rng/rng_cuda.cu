@@ -1,4 +1,6 @@
 // Counter-based noise on CUDA: one thread per block of four words, grid-stride.
+#include <type_traits>
+
 #include "common/cuda_utils.cuh"
 #include "common/gencore.h"
 #include "common/philox.h"
@@ -30,6 +32,10 @@ __global__ void fill_kernel(T* out, int64_t n, int64_t D, uint64_t seed, uint32_
     T* row = out + i * D;
     const int64_t j0 = 4 * b;
     const int64_t cnt = D - j0 < 4 ? D - j0 : 4;
+    if (Uniform && sizeof(T) == 2) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) v[q] = uniform_clamp16(float(v[q]), std::is_same<T, bf16_t>::value);
+    }
 #pragma unroll
     for (int q = 0; q < 4; ++q)
       if (q < cnt) store(row, j0 + q, v[q]);

@@ -104,7 +104,19 @@ def randn(*size, seed: int, stream: int = 0, sample_offset: int = 0, device=None
 
 def rand(*size, seed: int, stream: int = 0, sample_offset: int = 0, device=None,
          dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Uniforms in the open interval (0, 1) under the noise contract (see :func:`randn`)."""
+    """Uniforms in the open interval (0, 1) under the noise contract (see :func:`randn`).
+
+    float32 uses the top 24 bits of a word (``(w >> 8) * 2**-24 + 2**-25``), float64 all 32
+    (``w * 2**-32 + 2**-33``); both are exact. float16/bfloat16 round the float32 value, clamped
+    to the type's largest value below 1 (and, for float16, its smallest subnormal) so that the
+    result stays strictly inside (0, 1).
+
+    Example:
+        >>> import gencore
+        >>> u = gencore.rand(1000, 4, seed=0)
+        >>> bool((u > 0).all() and (u < 1).all())
+        True
+    """
     return _draw(size, seed, stream, sample_offset, device, dtype, True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["philox", "noise_words", "uniform", "normal", "fill"]
+__all__ = ["philox", "noise_words", "uniform", "normal", "fill", "clamp_unit16"]
 
 _MASK = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
@@ -142,4 +142,14 @@ def fill(out: torch.Tensor, seed: int, stream: int, sample_offset: int, uniform_
     words = noise_words(n, numel, seed, stream, sample_offset, device=out.device)
     acc = torch.float64 if out.dtype == torch.float64 else torch.float32
     vals = uniform(words, acc) if uniform_ else normal(words, acc)
+    if uniform_ and out.dtype in (torch.float16, torch.bfloat16):
+        vals = clamp_unit16(vals, out.dtype)
     out.copy_(vals[:, :numel].reshape(out.shape))
+
+
+def clamp_unit16(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """float32 uniforms clamped so that rounding to ``dtype`` (float16/bfloat16) keeps them
+    strictly inside (0, 1): the largest value below 1 of the type, float16's smallest subnormal."""
+    hi = 0.99609375 if dtype == torch.bfloat16 else 0.99951171875
+    lo = 0.0 if dtype == torch.bfloat16 else 5.9604644775390625e-08
+    return u.clamp(min=lo, max=hi)

@@ -1,0 +1,260 @@
+"""gencore.vae: fused reparameterize / gaussian_kl / reparameterize_kl against the reference,
+torch.distributions, gradcheck, opcheck, torch.compile, invariances and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+import gencore
+import gencore.vae as V
+from gencore.vae import reference as R
+from tests._util import assert_close_to_ref
+
+SHAPES = [(5, 7), (3, 4, 5), (64, 40), (9, 2), (10,), (2, 3, 4, 4), (1, 1030)]
+LOW = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _inputs(shape, dtype=torch.float64, device="cpu", scale=1.0):
+    g = torch.Generator().manual_seed(hash(shape) % 2**31)
+    mu = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    lv = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    return mu.to(dtype=dtype, device=device), lv.to(dtype=dtype, device=device)
+
+
+def _nonbatch(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(1, t.dim()))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float64_matches_reference(shape, device):
+    mu, lv = _inputs(shape, device=device)
+    kw = dict(seed=2**63 + 5, stream=3, sample_offset=2**40)
+    z, kl = V.reparameterize_kl(mu, lv, **kw)
+    zr, klr = R.reparameterize_kl(mu.cpu(), lv.cpu(), **kw)
+    torch.testing.assert_close(z.cpu(), zr, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(kl.cpu(), klr, rtol=1e-12, atol=1e-12)
+    assert torch.equal(V.reparameterize(mu, lv, **kw), z)
+    assert torch.equal(V.gaussian_kl(mu, lv), kl)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (64, 40), (9, 2), (2, 3, 4, 4)])
+@pytest.mark.parametrize("dtype", LOW)
+def test_low_precision_against_float64(shape, dtype, device):
+    mu64, lv64 = _inputs(shape, device=device)
+    mu, lv = mu64.to(dtype), lv64.to(dtype)
+    eps = gencore.randn(shape, seed=7, stream=1, device=device)  # float32 eps, as the kernel draws
+    z, kl = V.reparameterize_kl(mu, lv, seed=7, stream=1)
+    # float64 reference on the rounded inputs with the same eps; torch in the same dtype.
+    zr = mu.double() + torch.exp(0.5 * lv.double()) * eps.double()
+    klr = 0.5 * (mu.double() ** 2 + lv.double().exp() - 1 - lv.double()).sum(_nonbatch(mu))
+    zt = mu + torch.exp(0.5 * lv) * eps.to(dtype)
+    klt = 0.5 * (mu * mu + lv.exp() - 1 - lv).sum(_nonbatch(mu))
+    assert z.dtype == dtype and kl.dtype == dtype
+    assert_close_to_ref(z, zt, zr, atol=1e-6)
+    assert_close_to_ref(kl, klt, klr, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_eps_follows_the_noise_contract(dtype, device):
+    mu = torch.zeros(6, 3, 5, dtype=dtype, device=device)
+    z = V.reparameterize(mu, torch.zeros_like(mu), seed=12, stream=4, sample_offset=100)
+    assert torch.equal(z, gencore.randn(6, 3, 5, seed=12, stream=4, sample_offset=100, dtype=dtype, device=device))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 4, 5), (8, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("use_seed", [True, False])
+def test_oracle_torch_distributions(shape, dtype, use_seed, monkeypatch, device):
+    """Normal(mu, std).rsample() with the same eps and kl_divergence(...).sum, values and grads."""
+    mu0, lv0 = _inputs(shape, dtype, device)
+    eps = gencore.randn(shape, seed=3, stream=9, dtype=dtype, device=device)
+    monkeypatch.setattr(torch.distributions.normal, "_standard_normal", lambda s, dtype, device: eps.clone())
+
+    mu, lv = mu0.clone().requires_grad_(), lv0.clone().requires_grad_()
+    q = Normal(mu, torch.exp(0.5 * lv))
+    z_o = q.rsample()
+    kl_o = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(_nonbatch(mu))
+    gz, gk = torch.randn_like(z_o), torch.randn_like(kl_o)
+    g_o = torch.autograd.grad((z_o * gz).sum() + (kl_o * gk).sum(), (mu, lv))
+
+    mu2, lv2 = mu0.clone().requires_grad_(), lv0.clone().requires_grad_()
+    kw = dict(seed=3, stream=9) if use_seed else dict(noise=eps)
+    z, kl = V.reparameterize_kl(mu2, lv2, **kw)
+    g = torch.autograd.grad((z * gz).sum() + (kl * gk).sum(), (mu2, lv2))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(z, z_o.detach(), **tol)
+    torch.testing.assert_close(kl, kl_o.detach(), **{k: v * 10 for k, v in tol.items()})
+    for a, b in zip(g, g_o):
+        torch.testing.assert_close(a, b, **tol)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (3, 2, 3), (6, 1)])
+def test_gradcheck(shape, device):
+    mu, lv = _inputs(shape, device=device, scale=0.5)
+    mu.requires_grad_()
+    lv.requires_grad_()
+    nz = torch.randn(shape, dtype=torch.float64, device=device, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda m, v: V.reparameterize(m, v, seed=5, stream=1), (mu, lv))
+    assert torch.autograd.gradcheck(lambda m, v: V.gaussian_kl(m, v), (mu, lv))
+    assert torch.autograd.gradcheck(lambda m, v: V.reparameterize_kl(m, v, seed=2**64 - 1), (mu, lv))
+    assert torch.autograd.gradcheck(lambda m, v, e: V.reparameterize_kl(m, v, noise=e), (mu, lv, nz))
+    # Only one output used: the other gradient is absent or zero.
+    assert torch.autograd.gradcheck(lambda m, v: V.reparameterize_kl(m, v, seed=1)[1], (mu, lv))
+    assert torch.autograd.gradcheck(lambda m, v: V.reparameterize_kl(m, v, seed=1)[0], (mu, lv))
+
+
+def test_opcheck():
+    mu, lv = _inputs((4, 6), torch.float32)
+    nz = torch.randn(4, 6)
+    gz, gk = torch.randn(4, 6), torch.randn(4)
+    ops = torch.ops.gencore
+    for noise in (None, nz):
+        torch.library.opcheck(ops.vae_reparameterize.default, (mu, lv, noise, 7, 2, 5))
+        torch.library.opcheck(ops.vae_reparameterize_kl.default, (mu, lv, noise, -7, 0, -(2**63)))
+        torch.library.opcheck(ops.vae_backward.default, (mu, lv, noise, gz, gk, 7, 2, 5))
+    torch.library.opcheck(ops.vae_gaussian_kl.default, (mu, lv))
+    torch.library.opcheck(ops.vae_backward.default, (mu, lv, None, None, gk, 0, 0, 0))
+    torch.library.opcheck(ops.vae_backward.default, (mu, lv, None, gz, None, 3, 1, 0))
+    m3, l3 = _inputs((2, 3, 4), torch.float64)
+    torch.library.opcheck(ops.vae_reparameterize_kl.default, (m3.requires_grad_(), l3.requires_grad_(), None, 1, 2, 3))
+
+
+def test_torch_compile_fullgraph():
+    def f(mu, lv):
+        z, kl = V.reparameterize_kl(mu, lv, seed=4, stream=2)
+        z2 = V.reparameterize(mu, lv, noise=torch.ones_like(mu))
+        return z.sum() + kl.sum() + z2.sum() + V.gaussian_kl(mu, lv).sum()
+
+    mu, lv = _inputs((6, 5), torch.float32)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    a = (mu.clone().requires_grad_(), lv.clone().requires_grad_())
+    b = (mu.clone().requires_grad_(), lv.clone().requires_grad_())
+    out_c, out_e = compiled(*a), f(*b)
+    torch.testing.assert_close(out_c, out_e)
+    out_c.backward()
+    out_e.backward()
+    torch.testing.assert_close(a[0].grad, b[0].grad)
+    torch.testing.assert_close(a[1].grad, b[1].grad)
+
+
+def test_noise_argument_and_its_gradient(device):
+    mu, lv = _inputs((5, 4), device=device)
+    nz = torch.randn(5, 4, dtype=torch.float64, device=device, requires_grad=True)
+    z = V.reparameterize(mu, lv, noise=nz)
+    torch.testing.assert_close(z, mu + torch.exp(0.5 * lv) * nz.detach())
+    (g,) = torch.autograd.grad(z.sum(), nz)
+    torch.testing.assert_close(g, torch.exp(0.5 * lv))
+    # noise in another floating dtype is cast to mu's dtype
+    z32 = V.reparameterize(mu.float(), lv.float(), noise=nz.detach())
+    torch.testing.assert_close(z32, (mu + torch.exp(0.5 * lv) * nz.detach()).float())
+
+
+def test_batch_position_and_thread_invariance():
+    mu, lv = _inputs((64, 3, 37), torch.float32)
+    z, kl = V.reparameterize_kl(mu, lv, seed=21, stream=5)
+    z1, kl1 = V.reparameterize_kl(mu[17:18], lv[17:18], seed=21, stream=5, sample_offset=17)
+    assert torch.equal(z[17:18], z1)
+    assert torch.equal(kl[17:18], kl1)  # the per-sample sum does not depend on the batch either
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        big_mu, big_lv = _inputs((300, 257), torch.float32)
+        r1 = V.reparameterize_kl(big_mu, big_lv, seed=1)
+        g1 = torch.ops.gencore.vae_backward(big_mu, big_lv, None, big_mu, big_lv[:, 0].contiguous(), 1, 0, 0)
+        torch.set_num_threads(2)
+        r2 = V.reparameterize_kl(big_mu, big_lv, seed=1)
+        g2 = torch.ops.gencore.vae_backward(big_mu, big_lv, None, big_mu, big_lv[:, 0].contiguous(), 1, 0, 0)
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(r1 + g1, r2 + g2):
+        assert torch.equal(a, b)
+
+
+def test_non_contiguous_inputs(device):
+    mu, lv = _inputs((6, 10), device=device)
+    nz = torch.randn(6, 10, dtype=torch.float64, device=device)
+    mu_t = mu.t().contiguous().t()  # same values, column-major
+    lv_s = torch.zeros(6, 20, dtype=torch.float64, device=device)[:, ::2]
+    lv_s.copy_(lv)
+    nz_t = nz.t().contiguous().t()
+    assert not mu_t.is_contiguous() and not lv_s.is_contiguous() and not nz_t.is_contiguous()
+    for kw, kw_t in ((dict(seed=3), dict(seed=3)), (dict(noise=nz), dict(noise=nz_t))):
+        z, kl = V.reparameterize_kl(mu, lv, **kw)
+        zt, klt = V.reparameterize_kl(mu_t, lv_s, **kw_t)
+        assert torch.equal(z, zt) and torch.equal(kl, klt)
+    m2, l2 = mu_t.clone().requires_grad_(), lv_s.clone().requires_grad_()
+    m1, l1 = mu.clone().requires_grad_(), lv.clone().requires_grad_()
+    for m, v in ((m1, l1), (m2, l2)):
+        z, kl = V.reparameterize_kl(m, v, seed=3)
+        (z.sum() + kl.sum()).backward()
+    assert torch.equal(m1.grad, m2.grad) and torch.equal(l1.grad, l2.grad)
+
+
+def test_empty_batch_and_empty_samples():
+    mu = torch.zeros(0, 5, requires_grad=True)
+    z, kl = V.reparameterize_kl(mu, torch.zeros(0, 5), seed=1)
+    assert z.shape == (0, 5) and kl.shape == (0,)
+    (z.sum() + kl.sum()).backward()
+    assert mu.grad.shape == (0, 5)
+    z, kl = V.reparameterize_kl(torch.zeros(3, 0), torch.zeros(3, 0), seed=1)
+    assert z.shape == (3, 0) and torch.equal(kl, torch.zeros(3))
+    assert V.gaussian_kl(torch.zeros(0, 2, 2), torch.zeros(0, 2, 2)).shape == (0,)
+
+
+def test_reference_path_matches_native(monkeypatch):
+    mu, lv = _inputs((7, 9), torch.float32)
+    z, kl = V.reparameterize_kl(mu, lv, seed=99, stream=1, sample_offset=3)
+    monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
+    m = mu.clone().requires_grad_()
+    zr, klr = V.reparameterize_kl(m, lv, seed=99, stream=1, sample_offset=3)
+    torch.testing.assert_close(z, zr, rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(kl, klr, rtol=2e-6, atol=2e-5)
+    (zr.sum() + klr.sum()).backward()
+    torch.testing.assert_close(m.grad, 1 + mu)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+
+def test_bad_input():
+    mu, lv = torch.zeros(3, 4), torch.zeros(3, 4)
+    with pytest.raises(ValueError, match="logvar"):
+        V.reparameterize(mu, torch.zeros(3, 5), seed=0)
+    with pytest.raises(ValueError, match="logvar"):
+        V.gaussian_kl(mu, torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="noise"):
+        V.reparameterize(mu, lv, noise=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="logvar"):
+        V.reparameterize_kl(mu, torch.zeros(3, 4, device="meta"), seed=0)
+    with pytest.raises(ValueError, match="noise"):
+        V.reparameterize_kl(mu, lv, noise=torch.zeros(3, 4, device="meta"))
+    with pytest.raises(TypeError, match="mu"):
+        V.reparameterize(torch.zeros(3, 4, dtype=torch.int64), lv, seed=0)
+    with pytest.raises(TypeError, match="logvar"):
+        V.gaussian_kl(mu, torch.zeros(3, 4, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="noise"):
+        V.reparameterize(mu, lv, noise=torch.zeros(3, 4, dtype=torch.int32))
+    with pytest.raises(TypeError, match="logvar"):
+        V.reparameterize(mu, lv.double(), seed=0)
+    with pytest.raises(TypeError, match="mu"):
+        V.gaussian_kl([[0.0]], lv)
+    with pytest.raises(ValueError, match="mu"):
+        V.gaussian_kl(torch.tensor(0.0), torch.tensor(0.0))
+    with pytest.raises(ValueError, match="seed"):
+        V.reparameterize(mu, lv)  # neither seed nor noise
+    with pytest.raises(ValueError, match="seed"):
+        V.reparameterize(mu, lv, seed=0, noise=torch.zeros(3, 4))  # both
+    with pytest.raises(TypeError, match="seed"):
+        V.reparameterize(mu, lv, seed=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        V.reparameterize_kl(mu, lv, seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        V.reparameterize_kl(mu, lv, seed=2**64)
+    with pytest.raises(ValueError, match="stream"):
+        V.reparameterize(mu, lv, seed=0, stream=-1)
+    with pytest.raises(ValueError, match="sample_offset"):
+        V.reparameterize_kl(mu, lv, seed=0, sample_offset=-1)
+    with pytest.raises(ValueError, match="sample_offset"):
+        V.reparameterize_kl(mu, lv, seed=0, sample_offset=2**64 - 2)
