@@ -52,6 +52,10 @@ __attribute__((always_inline)) inline void do_element(const Row<T>& p, const Coe
 // straight-line loops over lanes that the compiler vectorises.
 constexpr int kTile = 64;
 
+// Units (blocks of 4 elements) per parallel chunk: 32768 elements, torch's own grain size, so
+// tensors below that run on the calling thread.
+constexpr int64_t kGrainUnits = 8192;
+
 // uniform_f32 of common/philox.h; w >> 8 < 2**24 converts exactly through int32 (AVX2 has no
 // unsigned conversion, and the unsigned one would put a branch in the lane loop).
 __attribute__((always_inline)) inline float uniform_lanes(uint32_t w) {
@@ -218,7 +222,7 @@ GENCORE_SIMD_CLONES void step_units(const StepArgs& a, int64_t k0, int64_t k1) {
 template <typename T, bool Guided, int Noise, int Extras, bool Aux>
 void run(const StepArgs& a, int threads) {
   const int64_t units = a.n * ((a.D + 3) / 4);
-  parallel_for(units, 2048, threads, [&](int64_t b, int64_t e) { step_units<T, Guided, Noise, Extras, Aux>(a, b, e); });
+  parallel_for(units, kGrainUnits, threads, [&](int64_t b, int64_t e) { step_units<T, Guided, Noise, Extras, Aux>(a, b, e); });
 }
 
 template <typename T, bool Guided>
@@ -290,7 +294,7 @@ GENCORE_SIMD_CLONES void q_units(const QSampleArgs& a, int64_t k0, int64_t k1) {
 template <typename T>
 void q_sample_cpu(const QSampleArgs& a, int threads) {
   const int64_t units = a.n * ((a.D + 3) / 4);
-  parallel_for(units, 2048, threads, [&](int64_t b, int64_t e) {
+  parallel_for(units, kGrainUnits, threads, [&](int64_t b, int64_t e) {
     if (a.z) q_units<T, false>(a, b, e);
     else q_units<T, true>(a, b, e);
   });

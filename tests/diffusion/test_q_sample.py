@@ -96,3 +96,11 @@ def test_q_sample_bad_inputs():
         q_sample(x0, torch.tensor([1, 2]), "linear", seed=0)
     with pytest.raises(ValueError, match="either noise"):
         q_sample(x0, torch.tensor([1, 2]), s, seed=0, noise=torch.randn(2, 3))
+
+
+def test_q_sample_int32_timesteps():
+    s = make_schedule("linear")
+    x0 = torch.randn(3, 4)
+    a = q_sample(x0, torch.tensor([1, 2, 999], dtype=torch.int32), s, seed=2)
+    b = q_sample(x0, torch.tensor([1, 2, 999]), s, seed=2)
+    assert torch.equal(a[0], b[0])

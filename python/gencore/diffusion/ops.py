@@ -359,6 +359,7 @@ def _flow(sample, model_output, sigma, sigma_next, *, uncond_output, guidance_sc
 
 def _q_sample(x0, t, schedule, *, noise, seed, stream, sample_offset):
     tabs = schedule.on(x0.device)
+    t = t.long()
     ab = torch.stack((tabs["sqrt_alphas_cumprod"][t], tabs["sqrt_one_minus_alphas_cumprod"][t]), dim=1)
     args = (x0, ab, noise, to_signed64(int(seed)) if noise is None else 0, int(stream),
             to_signed64(int(sample_offset)))
@@ -393,11 +394,28 @@ _REFERENCE = {
 }
 
 
+_STEPS_NATIVE = [True]
+
+
+class reference_steps:
+    """Context manager: the step functions run their reference twins while noise is still
+    drawn by ``gencore.randn`` (native when available). Benchmarks use it to time the eager
+    step math alone (``GENCORE_FORCE_REFERENCE=1`` also makes the noise pure PyTorch)."""
+
+    def __enter__(self):
+        _STEPS_NATIVE[0] = False
+        return self
+
+    def __exit__(self, *exc):
+        _STEPS_NATIVE[0] = True
+        return False
+
+
 def _dispatcher(name: str):
     native, ref = _NATIVE[name], _REFERENCE[name]
 
     def run(first, *args, **kwargs):
-        if _native.use_native(first):
+        if _STEPS_NATIVE[0] and _native.use_native(first):
             return native(first, *args, **kwargs)
         return ref(first, *args, **kwargs)
 

@@ -334,6 +334,7 @@ def q_sample(x0, t, schedule, *, noise=None, seed=None, stream=0, sample_offset=
     """Reference forward noising x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020, eq. 4)."""
     acc = acc_dtype(x0.dtype)
     tabs = schedule.on(x0.device)
+    t = t.long()
     a = tabs["sqrt_alphas_cumprod"][t]
     b = tabs["sqrt_one_minus_alphas_cumprod"][t]
     z = draw_noise(x0, noise, seed, stream, sample_offset, acc)
