@@ -329,7 +329,7 @@ class VAEFamily(ZooModel):
     data_kinds = ("digits", "toy")
     scale = "unit"
     dequantize = True
-    defaults = {"steps": 6000, "batch_size": 128, "lr": 1e-3, "latent_dim": 16, "hidden": 256,
+    defaults = {"steps": 3000, "batch_size": 128, "lr": 1e-3, "latent_dim": 16, "hidden": 128,
                 "iwae_k": 256, "warmup": 0}
 
     def __init__(self, config: dict) -> None:
@@ -454,6 +454,7 @@ class DiffusionFamily(ZooModel):
     name = "diffusion"
     conditional_family = True
     guidance = True
+    _group = "main"
     defaults = {"steps": 1500, "batch_size": 128, "lr": 2e-3, "channels": 16, "p_uncond": 0.1,
                 "schedule": "linear", "ema_decay": 0.995, "warmup": 100, "sampler": "dpmpp_2m",
                 "sample_steps": 20, "guidance_scale": 3.0, "grad_clip": 1.0,
@@ -484,7 +485,7 @@ class DiffusionFamily(ZooModel):
             return diffusion_loss(self.net, x, self.schedule, cond=y, p_uncond=float(self.config["p_uncond"]),
                                   null_label=null, seed=seed, stream=step)
 
-        return [("main", loss)]
+        return [(self._group, loss)]
 
     def _sample_space(self, n: int, y, *, seed: int, sampler: str | None = None, steps: int | None = None,
                       guidance_scale: float | None = None, progress: bool = False) -> torch.Tensor:
@@ -533,6 +534,7 @@ class LatentDiffusionFamily(DiffusionFamily):
 
     name = "latent_diffusion"
     scale = "unit"
+    _group = "denoiser"
     defaults = {"steps": 6000, "vae_steps": 3000, "batch_size": 128, "lr": 1e-3, "latent_dim": 8,
                 "hidden": 256, "den_hidden": 256, "den_depth": 3, "p_uncond": 0.1, "schedule": "linear",
                 "ema_decay": 0.995, "warmup": 0, "sampler": "dpmpp_2m", "sample_steps": 20,
