@@ -109,7 +109,10 @@ GENCORE_FLOWS_HD float atan_f32(float x) {
   const float a = x < 0.0f ? -x : x;
   const bool hi = a > 2.414213562373095f;
   const bool mid = a > 0.4142135623730950f;
-  const float t = hi ? -1.0f / a : (mid ? (a - 1.0f) / (a + 1.0f) : a);
+  // One division: -1/a, (a-1)/(a+1) or a/1 selected before dividing.
+  const float num = hi ? -1.0f : (mid ? a - 1.0f : a);
+  const float den = hi ? a : (mid ? a + 1.0f : 1.0f);
+  const float t = num / den;
   const float y0 = hi ? 1.5707963267948966f : (mid ? 0.7853981633974483f : 0.0f);
   const float z = t * t;
   float p = 8.05374449538e-2f;
