@@ -11,6 +11,15 @@ import torch
 from gencore.diffusion.gmm import GaussianMixture
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _mixture(k=3, d=2, diag=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(k, d, generator=g, dtype=torch.float64) * 2

@@ -16,6 +16,15 @@ from gencore.diffusion import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _mixture():
     g = torch.Generator().manual_seed(2)
     return GaussianMixture(torch.randn(3, 2, generator=g, dtype=torch.float64) * 2,

@@ -11,6 +11,15 @@ from gencore.diffusion import GaussianMixture, diffusion_loss, drop_labels, make
 from gencore.diffusion.training import training_target
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _mixture():
     return GaussianMixture(torch.tensor([[-2.0, 0.0], [2.0, 1.0]]), torch.tensor([0.5, 0.4]), torch.tensor([0.4, 0.6]))
 
