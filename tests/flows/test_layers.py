@@ -6,10 +6,9 @@ from __future__ import annotations
 import io
 import math
 
+import gencore.flows as gf
 import pytest
 import torch
-
-import gencore.flows as gf
 
 
 def _jacobian_ladj(fn, x, ctx=None):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
-import torch
-
 import gencore
 import gencore.flows as gf
+import pytest
+import torch
 from gencore.flows import reference
+
 from tests._util import assert_close_to_ref
 
 CLAMPS = [None, "atan", "tanh", "sigmoid"]

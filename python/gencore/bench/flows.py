@@ -13,7 +13,7 @@ import torch
 
 from gencore.bench.common import Section, copy_bandwidth, reference_mode, sync, try_compile
 
-__all__ = ["run", "coupling_section", "training_section"]
+__all__ = ["coupling_section", "run", "training_section"]
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import torch
 
 from gencore.bench.common import Section, write_json
 
-__all__ = ["run", "plot_toy", "plot_digits", "TOY_NAMES"]
+__all__ = ["TOY_NAMES", "plot_digits", "plot_toy", "run"]
 
 log = logging.getLogger(__name__)
 

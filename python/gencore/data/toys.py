@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["TOYS", "make_toy", "toy_log_prob", "toy_entropy", "gaussian_mixture"]
+__all__ = ["TOYS", "gaussian_mixture", "make_toy", "toy_entropy", "toy_log_prob"]
 
 TOYS = ("moons", "8gaussians", "checkerboard", "swissroll", "circles", "2spirals", "pinwheel", "25gaussians")
 

@@ -19,19 +19,19 @@ from torch import nn
 from gencore.flows.ops import affine_coupling
 
 __all__ = [
-    "Transform",
-    "FlowSequential",
-    "AffineCoupling",
     "MLP",
-    "ResNet",
-    "ConvNet",
     "ActNorm",
-    "Permutation",
-    "Reverse",
-    "LULinear",
+    "AffineCoupling",
+    "ConvNet",
+    "FlowSequential",
     "Invertible1x1Conv",
-    "Squeeze",
+    "LULinear",
     "LogitTransform",
+    "Permutation",
+    "ResNet",
+    "Reverse",
+    "Squeeze",
+    "Transform",
 ]
 
 

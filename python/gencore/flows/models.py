@@ -32,7 +32,7 @@ from gencore.flows.layers import (
     Transform,
 )
 
-__all__ = ["Flow", "RealNVP", "GlowFlow", "MultiScale", "standard_normal_log_prob"]
+__all__ = ["Flow", "GlowFlow", "MultiScale", "RealNVP", "standard_normal_log_prob"]
 
 _LOG_2PI = math.log(2 * math.pi)
 

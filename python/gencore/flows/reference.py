@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gencore.flows._checks import check_coupling_args
 
-__all__ = ["affine_coupling", "squash", "squash_and_grad", "coupling_backward"]
+__all__ = ["affine_coupling", "coupling_backward", "squash", "squash_and_grad"]
 
 _TWO_OVER_PI = 2.0 / math.pi
 

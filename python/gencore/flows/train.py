@@ -15,7 +15,7 @@ import torch
 
 from gencore.flows.models import GlowFlow, RealNVP
 
-__all__ = ["FitResult", "fit_toy", "fit_digits", "TOY_DEFAULTS"]
+__all__ = ["TOY_DEFAULTS", "FitResult", "fit_digits", "fit_toy"]
 
 log = logging.getLogger(__name__)
 
