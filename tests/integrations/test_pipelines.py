@@ -11,7 +11,7 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 G = pytest.importorskip("gencore.integrations.diffusers")
 
-from tiny_pipes import prompt_embeds, tiny_sd3_pipeline, tiny_sd_pipeline, tiny_unet2d  # noqa: E402
+from gencore.integrations._tiny import prompt_embeds, tiny_sd3_pipeline, tiny_sd_pipeline, tiny_unet2d  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

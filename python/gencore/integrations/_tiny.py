@@ -1,8 +1,11 @@
-"""Tiny randomly initialised diffusers pipelines, built locally (no hub access)."""
+"""Tiny randomly initialised diffusers pipelines, built locally (no hub access), for tests and
+benchmarks of the scheduler adapters. Needs diffusers and transformers."""
 
 from __future__ import annotations
 
 import torch
+
+__all__ = ["tiny_unet2d", "tiny_sd_components", "tiny_sd_pipeline", "tiny_sd3_pipeline", "prompt_embeds"]
 
 
 def tiny_unet2d(sample_size: int = 8):
