@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-__all__ = ["k_sampling", "diffusers_or_skip"]
+__all__ = ["diffusers_or_skip", "k_sampling"]
 
 _CACHE: dict[str, types.ModuleType] = {}
 

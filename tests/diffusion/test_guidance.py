@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from gencore.diffusion import (
     GaussianMixture,
     classifier_guided_denoiser,

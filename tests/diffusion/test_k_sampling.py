@@ -7,9 +7,9 @@ import inspect
 
 import pytest
 import torch
-
 from _oracles import k_sampling
-from gencore.diffusion import GaussianMixture, k_sampling as ours
+from gencore.diffusion import GaussianMixture
+from gencore.diffusion import k_sampling as ours
 from gencore.metrics import sliced_wasserstein
 
 

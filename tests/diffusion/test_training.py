@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from gencore.diffusion import GaussianMixture, diffusion_loss, drop_labels, make_schedule
 from gencore.diffusion.training import training_target
 
@@ -62,7 +61,7 @@ def test_exact_denoiser_minimises_the_loss(prediction_type):
     exact = gm.denoiser(sch, prediction_type)
     base = float(diffusion_loss(exact, x0, sch, prediction_type=prediction_type, seed=2))
     for scale in (0.9, 1.1):
-        worse = float(diffusion_loss(lambda x, t, c: exact(x, t) * scale, x0, sch, prediction_type=prediction_type,
+        worse = float(diffusion_loss(lambda x, t, c, s=scale: exact(x, t) * s, x0, sch, prediction_type=prediction_type,
                                      seed=2))
         assert worse > base
 
@@ -101,7 +100,7 @@ def test_loss_uses_dropped_labels_and_trains():
 
 def test_bad_arguments():
     x0 = torch.randn(4, 2)
-    model = lambda x, t, c: x  # noqa: E731
+    model = lambda x, t, c: x
     with pytest.raises(ValueError, match="prediction_type"):
         diffusion_loss(model, x0, prediction_type="flow")
     with pytest.raises(ValueError, match="null_label"):

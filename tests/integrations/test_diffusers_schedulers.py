@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import torch
-
 from gencore.diffusion import GaussianMixture
 from gencore.rng import randn
 
@@ -158,7 +157,7 @@ def test_public_api_matches_diffusers(name, tmp_path):
     assert type(ours_cls.from_config(theirs.config)) is ours_cls
     ours.save_pretrained(tmp_path)
     back = theirs_cls.from_pretrained(tmp_path)
-    public = lambda c: {k: v for k, v in dict(c).items() if not k.startswith("_")}  # noqa: E731
+    public = lambda c: {k: v for k, v in dict(c).items() if not k.startswith("_")}
     assert type(back) is theirs_cls and public(back.config) == public(cfg)
     again = ours_cls.from_pretrained(tmp_path)
     assert type(again) is ours_cls and public(again.config) == public(ours.config)

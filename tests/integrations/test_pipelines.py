@@ -11,7 +11,12 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 G = pytest.importorskip("gencore.integrations.diffusers")
 
-from gencore.integrations._tiny import prompt_embeds, tiny_sd3_pipeline, tiny_sd_pipeline, tiny_unet2d  # noqa: E402
+from gencore.integrations._tiny import (
+    prompt_embeds,
+    tiny_sd3_pipeline,
+    tiny_sd_pipeline,
+    tiny_unet2d,
+)
 
 
 @pytest.fixture(autouse=True)

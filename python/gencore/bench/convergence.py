@@ -23,7 +23,7 @@ import torch
 
 from gencore.bench.common import Section
 
-__all__ = ["default_mixture", "convergence_errors", "empirical_order", "run"]
+__all__ = ["convergence_errors", "default_mixture", "empirical_order", "run"]
 
 SAMPLERS = ("ddim", "euler", "heun", "dpmpp_2m")
 

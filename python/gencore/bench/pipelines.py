@@ -18,7 +18,7 @@ import torch
 
 from gencore.bench.common import Section, time_fn
 
-__all__ = ["run", "step_times", "pipeline_times"]
+__all__ = ["pipeline_times", "run", "step_times"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _pipeline_rows(sec, diffusers, G, latent_sizes, names, steps, repeat, prompt
             cfg = pipe.scheduler.config
             for mod in (diffusers, G):
                 pipe.scheduler = getattr(mod, name).from_config(cfg)
-                times.append(time_fn(lambda: pipe(generator=torch.Generator().manual_seed(0), **kw),
+                times.append(time_fn(lambda p=pipe, k=kw: p(generator=torch.Generator().manual_seed(0), **k),
                                      warmup=1, repeat=repeat))
             sec.add(name.replace("Scheduler", ""), f"{size}x{size}", times[0] * 1e3, times[1] * 1e3,
                     times[0] / times[1])

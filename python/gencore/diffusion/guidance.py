@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["classifier_log_prob_grad", "classifier_guided_model", "classifier_guided_denoiser"]
+__all__ = ["classifier_guided_denoiser", "classifier_guided_model", "classifier_log_prob_grad"]
 
 _PREDICTIONS = ("epsilon", "v_prediction", "sample")
 

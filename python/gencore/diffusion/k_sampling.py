@@ -18,11 +18,11 @@ import torch
 
 __all__ = [
     "get_sigmas_karras",
+    "sample_dpmpp_2m",
     "sample_euler",
     "sample_euler_ancestral",
-    "sample_heun",
-    "sample_dpmpp_2m",
     "sample_flow_match_euler",
+    "sample_heun",
 ]
 
 

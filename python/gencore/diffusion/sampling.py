@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["sample", "SAMPLERS", "INIT_NOISE_STREAM"]
+__all__ = ["INIT_NOISE_STREAM", "SAMPLERS", "sample"]
 
 log = logging.getLogger(__name__)
 

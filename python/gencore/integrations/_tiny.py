@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["tiny_unet2d", "tiny_sd_components", "tiny_sd_pipeline", "tiny_sd3_pipeline", "prompt_embeds"]
+__all__ = ["prompt_embeds", "tiny_sd3_pipeline", "tiny_sd_components", "tiny_sd_pipeline", "tiny_unet2d"]
 
 
 def tiny_unet2d(sample_size: int = 8):

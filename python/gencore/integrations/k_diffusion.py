@@ -30,11 +30,11 @@ from gencore.diffusion.k_sampling import (
 __all__ = [
     "append_zero",
     "get_sigmas_karras",
+    "sample_dpmpp_2m",
     "sample_euler",
     "sample_euler_ancestral",
-    "sample_heun",
-    "sample_dpmpp_2m",
     "sample_flow_match_euler",
+    "sample_heun",
 ]
 
 
