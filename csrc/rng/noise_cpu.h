@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/gencore.h"
 #include "common/philox.h"
@@ -44,6 +45,59 @@ GENCORE_HD void philox_tile(int m, const uint32_t* blk, const uint32_t* lo, cons
     W.w[1][t] = uint32_t(x1);
     W.w[2][t] = uint32_t(x2);
     W.w[3][t] = uint32_t(x3);
+  }
+}
+
+// Block 0 of samples s0, s0 + 1, ..., s0 + m - 1 (samples of at most four values).
+GENCORE_HD void philox_samples(int m, uint64_t s0, uint32_t stream, uint64_t seed, Words& W) {
+  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+#pragma omp simd
+  for (int t = 0; t < m; ++t) {
+    const uint64_t s = s0 + uint64_t(t);
+    uint64_t x0 = 0, x1 = s & 0xffffffffu, x2 = s >> 32, x3 = stream;
+    philox_rounds_u64(x0, x1, x2, x3, k0, k1);
+    W.w[0][t] = uint32_t(x0);
+    W.w[1][t] = uint32_t(x1);
+    W.w[2][t] = uint32_t(x2);
+    W.w[3][t] = uint32_t(x3);
+  }
+}
+
+// out[D t + q] = value q (< D) of block t, for samples of D <= 4 float values; only the
+// Box-Muller pairs that reach the output are computed.
+template <int D>
+GENCORE_HD void transform_small(int m, const Words& W, float* out, bool uniform) {
+  if (uniform) {
+#pragma omp simd
+    for (int t = 0; t < m; ++t) {
+      for (int q = 0; q < D; ++q) out[D * t + q] = uniform_f32(W.w[q][t]);
+    }
+    return;
+  }
+#pragma omp simd
+  for (int t = 0; t < m; ++t) {
+    const float r0 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(W.w[0][t])));
+    float s0, c0;
+    sincos_2pi_f32(uniform_f32(W.w[1][t]), s0, c0);
+    out[D * t + 0] = r0 * c0;
+    if (D > 1) out[D * t + 1] = r0 * s0;
+    if (D > 2) {
+      const float r1 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(W.w[2][t])));
+      float s1, c1;
+      sincos_2pi_f32(uniform_f32(W.w[3][t]), s1, c1);
+      out[D * t + 2] = r1 * c1;
+      if (D > 3) out[D * t + 3] = r1 * s1;
+    }
+  }
+}
+
+template <int D>
+GENCORE_HD void draw_small(const Source& src, int64_t i0, int64_t i1, float* dst, bool uniform) {
+  Words W;
+  for (int64_t i = i0; i < i1; i += kTile) {
+    const int m = int(i1 - i < kTile ? i1 - i : kTile);
+    philox_samples(m, src.sample0 + uint64_t(i), src.stream, src.seed, W);
+    transform_small<D>(m, W, dst + (i - i0) * D, uniform);
   }
 }
 
@@ -87,7 +141,38 @@ GENCORE_HD void transform_tile(int m, const Words& W, double* out, bool uniform)
 // dst[0 .. count) = values of the flat elements [e0, e0 + count) of the (n, D) array `src`
 // describes (standard normals, or uniforms in (0, 1)); A is float or double.
 template <typename A>
+GENCORE_HD void draw_general(const Source& src, int64_t e0, int64_t count, A* dst, bool uniform);
+
+template <typename A>
 GENCORE_HD void draw(const Source& src, int64_t e0, int64_t count, A* dst, bool uniform) {
+  if (count <= 0) return;
+  const int64_t D = src.D;
+  if constexpr (std::is_same<A, float>::value) {
+    if (D <= 4) {  // small samples: vectorise across whole samples, partial ones at the ends
+      const int64_t end = e0 + count;
+      int64_t i0 = (e0 + D - 1) / D, i1 = end / D;
+      if (i1 < i0) i1 = i0;
+      const int64_t head_end = i0 * D < end ? i0 * D : end;
+      draw_general(src, e0, head_end - e0, dst, uniform);
+      if (i1 > i0) {
+        float* body = dst + (i0 * D - e0);
+        switch (D) {
+          case 1: draw_small<1>(src, i0, i1, body, uniform); break;
+          case 2: draw_small<2>(src, i0, i1, body, uniform); break;
+          case 3: draw_small<3>(src, i0, i1, body, uniform); break;
+          default: draw_small<4>(src, i0, i1, body, uniform); break;
+        }
+      }
+      const int64_t tail = i1 * D > head_end ? i1 * D : head_end;
+      draw_general(src, tail, end - tail, dst + (tail - e0), uniform);
+      return;
+    }
+  }
+  draw_general(src, e0, count, dst, uniform);
+}
+
+template <typename A>
+GENCORE_HD void draw_general(const Source& src, int64_t e0, int64_t count, A* dst, bool uniform) {
   if (count <= 0) return;
   const int64_t D = src.D;
   const int64_t nb = (D + 3) >> 2;
