@@ -51,7 +51,7 @@ def _probe(setup: str, env_extra: dict) -> dict:
     env.pop("GENCORE_FORCE_REFERENCE", None)
     env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra)
-    res = subprocess.run([sys.executable, "-c", setup + PROBE], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run([sys.executable, "-c", setup + PROBE], capture_output=True, text=True, check=False, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -3,11 +3,10 @@ PyTorch reference, invariances, statistics, argument errors, torch.compile and o
 
 from __future__ import annotations
 
+import gencore
 import numpy as np
 import pytest
 import torch
-
-import gencore
 from gencore import _native
 from gencore.rng import reference
 
@@ -84,7 +83,7 @@ def _special_floats() -> torch.Tensor:
     h = torch.arange(0, 2**16, dtype=torch.int64).to(torch.int16)
     halves = h.view(torch.float16).float()
     bfs = h.view(torch.bfloat16).float()
-    fin = lambda t: t[torch.isfinite(t)]  # noqa: E731
+    fin = lambda t: t[torch.isfinite(t)]
     hv, bv = torch.sort(fin(halves)).values, torch.sort(fin(bfs)).values
     # Midpoints between neighbouring representable values: exact float32 ties.
     ties = torch.cat([(hv[1:] + hv[:-1]) / 2, (bv[1:] + bv[:-1]) / 2])

@@ -3,13 +3,13 @@ torch.distributions, gradcheck, opcheck, torch.compile, invariances and bad inpu
 
 from __future__ import annotations
 
-import pytest
-import torch
-from torch.distributions import Normal, kl_divergence
-
 import gencore
 import gencore.vae as V
+import pytest
+import torch
 from gencore.vae import reference as R
+from torch.distributions import Normal, kl_divergence
+
 from tests._util import assert_close_to_ref
 
 SHAPES = [(5, 7), (3, 4, 5), (64, 40), (9, 2), (10,), (2, 3, 4, 4), (1, 1030)]
@@ -30,7 +30,7 @@ def _nonbatch(t: torch.Tensor) -> tuple[int, ...]:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_float64_matches_reference(shape, device):
     mu, lv = _inputs(shape, device=device)
-    kw = dict(seed=2**63 + 5, stream=3, sample_offset=2**40)
+    kw = {"seed": 2**63 + 5, "stream": 3, "sample_offset": 2**40}
     z, kl = V.reparameterize_kl(mu, lv, **kw)
     zr, klr = R.reparameterize_kl(mu.cpu(), lv.cpu(), **kw)
     torch.testing.assert_close(z.cpu(), zr, rtol=1e-13, atol=1e-13)
@@ -80,10 +80,10 @@ def test_oracle_torch_distributions(shape, dtype, use_seed, monkeypatch, device)
     g_o = torch.autograd.grad((z_o * gz).sum() + (kl_o * gk).sum(), (mu, lv))
 
     mu2, lv2 = mu0.clone().requires_grad_(), lv0.clone().requires_grad_()
-    kw = dict(seed=3, stream=9) if use_seed else dict(noise=eps)
+    kw = {"seed": 3, "stream": 9} if use_seed else {"noise": eps}
     z, kl = V.reparameterize_kl(mu2, lv2, **kw)
     g = torch.autograd.grad((z * gz).sum() + (kl * gk).sum(), (mu2, lv2))
-    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-6, atol=2e-6)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 2e-6, "atol": 2e-6}
     torch.testing.assert_close(z, z_o.detach(), **tol)
     torch.testing.assert_close(kl, kl_o.detach(), **{k: v * 10 for k, v in tol.items()})
     for a, b in zip(g, g_o):
@@ -180,7 +180,7 @@ def test_non_contiguous_inputs(device):
     lv_s.copy_(lv)
     nz_t = nz.t().contiguous().t()
     assert not mu_t.is_contiguous() and not lv_s.is_contiguous() and not nz_t.is_contiguous()
-    for kw, kw_t in ((dict(seed=3), dict(seed=3)), (dict(noise=nz), dict(noise=nz_t))):
+    for kw, kw_t in (({"seed": 3}, {"seed": 3}), ({"noise": nz}, {"noise": nz_t})):
         z, kl = V.reparameterize_kl(mu, lv, **kw)
         zt, klt = V.reparameterize_kl(mu_t, lv_s, **kw_t)
         assert torch.equal(z, zt) and torch.equal(kl, klt)

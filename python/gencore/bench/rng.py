@@ -21,13 +21,13 @@ import gencore
 from gencore.bench.common import Section, copy_bandwidth, reference_mode, time_fn, try_compile
 from gencore.rng import reference
 
-__all__ = ["run", "throughput_section", "dtype_section", "threads_section"]
+__all__ = ["dtype_section", "run", "threads_section", "throughput_section"]
 
 log = logging.getLogger(__name__)
 
 
 def _msps(numel: int, seconds: float) -> float:
-    return numel / seconds / 1e6 if seconds == seconds and seconds > 0 else float("nan")
+    return numel / seconds / 1e6 if not math.isnan(seconds) and seconds > 0 else float("nan")
 
 
 def _reference_randn(shape, seed):
@@ -48,11 +48,11 @@ def throughput_section(quick: bool = False, device: str = "cpu") -> Section:
     ratios = []
     for shape in shapes:
         numel = math.prod(shape)
-        t_torch = time_fn(lambda: torch.randn(shape, device=device), repeat=repeat, device=device)
-        t_gc = time_fn(lambda: gencore.randn(shape, seed=1, device=device), repeat=repeat, device=device)
+        t_torch = time_fn(lambda shape=shape: torch.randn(shape, device=device), repeat=repeat, device=device)
+        t_gc = time_fn(lambda shape=shape: gencore.randn(shape, seed=1, device=device), repeat=repeat, device=device)
         out = torch.empty(shape, device=device)
-        t_fill = time_fn(lambda: gencore.rng.fill_(out, seed=1), repeat=repeat, device=device)
-        t_tfill = time_fn(lambda: torch.randn(shape, out=out), repeat=repeat, device=device)
+        t_fill = time_fn(lambda out=out: gencore.rng.fill_(out, seed=1), repeat=repeat, device=device)
+        t_tfill = time_fn(lambda shape=shape, out=out: torch.randn(shape, out=out), repeat=repeat, device=device)
         ratios.append(t_torch / t_gc)
         rows = [
             ("gencore.randn", t_gc),
@@ -62,21 +62,21 @@ def throughput_section(quick: bool = False, device: str = "cpu") -> Section:
         ]
         if device == "cpu" and numel <= (1 << 21):
             with reference_mode():
-                t_ref = time_fn(lambda: gencore.randn(shape, seed=1), warmup=1, repeat=3)
+                t_ref = time_fn(lambda shape=shape: gencore.randn(shape, seed=1), warmup=1, repeat=3)
             rows.append(("reference (pure PyTorch)", t_ref))
             if not quick:
                 compiled = try_compile(_reference_randn, dynamic=False)
                 t_comp = float("nan")
                 if compiled is not None:
                     try:
-                        t_comp = time_fn(lambda: compiled(shape, 1), warmup=2, repeat=5)
-                    except Exception as exc:  # pragma: no cover - toolchain dependent
+                        t_comp = time_fn(lambda shape=shape, compiled=compiled: compiled(shape, 1), warmup=2, repeat=5)
+                    except Exception as exc:  # noqa: BLE001 - toolchain dependent
                         log.warning("torch.compile of the reference failed: %s", exc)
                 rows.append(("torch.compile(reference)", t_comp))
         floor = numel * 4 / bw  # write-only: 4 bytes per value
         rows.append(("bandwidth floor (write 4 B/value)", floor))
         for name, t in rows:
-            sec.add(str(tuple(shape)), name, t * 1e3, _msps(numel, t), t_torch / t if t == t else float("nan"))
+            sec.add(str(tuple(shape)), name, t * 1e3, _msps(numel, t), t_torch / t if not math.isnan(t) else float("nan"))
     sec.notes.append(f"Measured copy bandwidth: {bw / 1e9:.1f} GB/s (read + write). Target: gencore.randn "
                      f">= 4x torch.randn; measured {', '.join(f'{r:.1f}x' for r in ratios)} for the shapes above.")
     sec.notes.append("gencore.randn and torch.randn both allocate their output (page faults of fresh memory "
@@ -93,8 +93,8 @@ def dtype_section(quick: bool = False, device: str = "cpu") -> Section:
                   columns=["dtype", "kind", "gencore ms", "torch ms", "x torch", "gencore M samples/s"])
     for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         for kind, g_fn, t_fn in (("normal", gencore.randn, torch.randn), ("uniform", gencore.rand, torch.rand)):
-            tg = time_fn(lambda: g_fn(shape, seed=3, dtype=dtype, device=device), repeat=repeat, device=device)
-            tt = time_fn(lambda: t_fn(shape, dtype=dtype, device=device), repeat=repeat, device=device)
+            tg = time_fn(lambda g_fn=g_fn, dtype=dtype: g_fn(shape, seed=3, dtype=dtype, device=device), repeat=repeat, device=device)
+            tt = time_fn(lambda t_fn=t_fn, dtype=dtype: t_fn(shape, dtype=dtype, device=device), repeat=repeat, device=device)
             sec.add(str(dtype).replace("torch.", ""), kind, tg * 1e3, tt * 1e3, tt / tg, _msps(numel, tg))
     return sec
 

@@ -23,7 +23,7 @@ import torch
 import gencore.vae as V
 from gencore.bench.common import Section, copy_bandwidth, reference_mode, time_fn, try_compile
 
-__all__ = ["run", "fused_section", "peak_extra_bytes"]
+__all__ = ["fused_section", "peak_extra_bytes", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def fused_section(quick: bool = False, device: str = "cpu") -> Section:
         try:
             t_fb = time_fn(fwd_bwd(f), warmup=3, repeat=repeat, device=device)
             t_f = time_fn(fwd(f), warmup=2, repeat=repeat, device=device)
-        except Exception as exc:  # pragma: no cover - toolchain dependent (compile)
+        except Exception as exc:  # noqa: BLE001 - toolchain dependent (compile)
             log.warning("%s failed: %s", name, exc)
             continue
         mem = peak_extra_bytes(fwd_bwd(f)) if device == "cpu" else float("nan")

@@ -15,7 +15,7 @@ from gencore import _native
 from gencore._validate import check_index, check_seed
 from gencore.rng import reference
 
-__all__ = ["philox", "randn", "rand", "fill_", "to_signed64", "from_signed64"]
+__all__ = ["fill_", "from_signed64", "philox", "rand", "randn", "to_signed64"]
 
 
 def to_signed64(seed: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["philox", "noise_words", "uniform", "normal", "fill", "clamp_unit16"]
+__all__ = ["clamp_unit16", "fill", "noise_words", "normal", "philox", "uniform"]
 
 _MASK = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57

@@ -10,4 +10,4 @@ from __future__ import annotations
 from gencore.vae import reference
 from gencore.vae.ops import gaussian_kl, reparameterize, reparameterize_kl
 
-__all__ = ["reparameterize", "gaussian_kl", "reparameterize_kl", "reference"]
+__all__ = ["gaussian_kl", "reference", "reparameterize", "reparameterize_kl"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
-from gencore._validate import check_float_tensor, check_index, check_same_device, check_same_shape, check_seed
+from gencore._validate import (
+    check_float_tensor,
+    check_index,
+    check_same_device,
+    check_same_shape,
+    check_seed,
+)
 
 __all__ = ["check_kl_args", "check_reparameterize_args"]
 

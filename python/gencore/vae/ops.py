@@ -22,7 +22,7 @@ from gencore.rng import from_signed64, to_signed64
 from gencore.vae import reference
 from gencore.vae._checks import check_kl_args, check_reparameterize_args
 
-__all__ = ["reparameterize", "gaussian_kl", "reparameterize_kl"]
+__all__ = ["gaussian_kl", "reparameterize", "reparameterize_kl"]
 
 
 def _sample_numel(t: torch.Tensor) -> int:

@@ -14,7 +14,7 @@ import torch
 from gencore.rng import reference as rng_reference
 from gencore.vae._checks import check_kl_args, check_reparameterize_args
 
-__all__ = ["reparameterize", "gaussian_kl", "reparameterize_kl", "noise", "backward"]
+__all__ = ["backward", "gaussian_kl", "noise", "reparameterize", "reparameterize_kl"]
 
 
 def _acc(dtype: torch.dtype) -> torch.dtype:
