@@ -111,8 +111,8 @@ def sample(model: Callable[..., torch.Tensor], shape: Sequence[int], *, sampler:
 
     Args:
         model: ``model(x_t, t, cond) -> prediction`` with ``x_t`` (batch, ...) and ``t`` a float
-            tensor (batch,) of training timesteps (fractional for no sampler here with the
-            ``trailing``/``leading`` spacings). With guidance the batch is doubled:
+            tensor (batch,) of training timesteps (integer-valued, except with ``linspace``
+            spacing for the sigma-based samplers). With guidance the batch is doubled:
             unconditional half first, and ``cond`` is ``cat([uncond, cond])``.
         shape: (batch, ...) of the samples.
         sampler: ``ddpm``, ``ddim``, ``euler``, ``euler_ancestral``, ``heun`` or ``dpmpp_2m``.
@@ -120,8 +120,8 @@ def sample(model: Callable[..., torch.Tensor], shape: Sequence[int], *, sampler:
         schedule: a :class:`~gencore.diffusion.Schedule` (default ``make_schedule("linear")``).
         guidance_scale: classifier-free guidance scale ``s``: ``uncond + s (cond - uncond)``.
         cond, uncond: conditioning passed to the model (uncond required when ``s != 1``).
-        eta: DDIM's eta (stochasticity) or Euler-ancestral's eta (default 1 there when 0 is given
-            is not assumed: pass ``eta=1.0`` for the standard ancestral sampler).
+        eta: DDIM's eta, or the ancestral noise fraction of ``euler_ancestral`` (pass
+            ``eta=1.0`` for the standard ancestral sampler; ``eta=0`` makes it plain Euler).
         prediction_type: what the model predicts: ``epsilon``, ``v_prediction`` or ``sample``.
         timestep_spacing: ``trailing`` (starts at T - 1), ``leading`` or ``linspace``, as diffusers.
         seed, sample_offset: noise contract for the initial noise and the per-step noise.
