@@ -287,6 +287,15 @@ def test_torch_compile_fullgraph(device):
         for a, b in zip(got, want):
             assert torch.equal(a, b)
 
+    def h(x, m, buf0, buf1):
+        return euler_step(x, m, 3.0, 2.0, out=(buf0, buf1))
+
+    bufs = (torch.empty_like(x), torch.empty_like(x))
+    got = torch.compile(h, fullgraph=True)(x, m, *bufs)
+    want = euler_step(x, m, 3.0, 2.0)
+    for a, b, buf in zip(got, want, bufs):
+        assert torch.equal(a, b) and torch.equal(buf, b)
+
     def g(x0, t):
         xt, z = q_sample(x0, t, SCHED, seed=1)
         return xt, z
@@ -355,3 +364,40 @@ def test_large_tensor_threaded_chunks(device, monkeypatch):
     b = _reference(lambda: dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=e1, sigma_prev=co["sp"]), monkeypatch)
     for p, q in zip(a, b):
         assert (p - q).abs().max().item() <= 1e-12 * max(1.0, q.abs().max().item())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("native", [True, False])
+def test_out_buffers_and_in_place(kind, native, device, monkeypatch):
+    if not native:
+        monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
+    x, m, u, extra = _data(device, torch.float64, True)
+    co = _coefs(kind, True, device)
+    kw = {"uncond_output": u, "guidance_scale": 2.0}
+    want = _call(kind, x, m, co, extra, **kw)
+    bufs = tuple(torch.empty_like(x) for _ in want)
+    got = _call(kind, x, m, co, extra, out=bufs, **kw)
+    assert all(g is b for g, b in zip(got, bufs))
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    xi = x.clone()  # in place: the new sample overwrites the old one
+    bufs = (xi,) + tuple(torch.empty_like(x) for _ in want[1:])
+    got = _call(kind, xi, m, co, extra, out=bufs, **kw)
+    assert got[0] is xi
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
+def test_bad_out_arguments():
+    x, m = torch.randn(2, 3), torch.randn(2, 3)
+    with pytest.raises(TypeError, match="out must be a tuple of 2"):
+        ddim_step(x, m, 0.5, 0.6, out=(torch.empty(2, 3),))
+    with pytest.raises(ValueError, match=r"out\[1\] must have the shape"):
+        ddim_step(x, m, 0.5, 0.6, out=(torch.empty(2, 3), torch.empty(2, 4)))
+    with pytest.raises(ValueError, match=r"out\[0\] must be contiguous"):
+        ddim_step(x, m, 0.5, 0.6, out=(torch.empty(3, 2).t(), torch.empty(2, 3)))
+    buf = torch.empty(2, 3)
+    with pytest.raises(ValueError, match="distinct"):
+        ddim_step(x, m, 0.5, 0.6, out=(buf, buf))
+    with pytest.raises(TypeError, match="out must be a tuple of 3"):
+        heun_step(x, m, 2.0, 1.0, out=(buf, torch.empty(2, 3)))

@@ -37,12 +37,16 @@ def _step_impl(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance
 
 
 def _step_core(sample, model_output, uncond, noise, e1, e2, rows, coef, guidance, clip, noise_mode, want_aux,
-               seed, stream, sample_offset):
-    """The kernel call; returns (prev, x0, aux or None)."""
+               seed, stream, sample_offset, out=None):
+    """The kernel call; returns (prev, x0, aux or None), written into ``out`` when given."""
     x = sample.contiguous()
-    prev = torch.empty_like(x, memory_format=torch.contiguous_format)
-    x0 = torch.empty_like(prev)
-    aux = torch.empty_like(prev) if want_aux else None
+    if out is None:
+        prev = torch.empty_like(x, memory_format=torch.contiguous_format)
+        x0 = torch.empty_like(prev)
+        aux = torch.empty_like(prev) if want_aux else None
+    else:
+        prev, x0 = out[0], out[1]
+        aux = out[2] if want_aux else None
     n = x.shape[0]
     if x.numel() == 0:
         return prev, x0, aux
@@ -183,7 +187,7 @@ def _noise_mode(needed: bool, noise, seed):
 
 
 def _run(sample, model_output, k, *, uncond_output, guidance_scale, clip_sample, needs_noise=False, noise=None,
-         seed=None, stream=0, sample_offset=0, e1=None, e2=None, want_aux=False):
+         seed=None, stream=0, sample_offset=0, e1=None, e2=None, want_aux=False, out=None):
     rows, coef = _pack(k, sample)
     mode, z, seed64 = _noise_mode(needs_noise, noise, seed)
     clip = 0.0 if clip_sample is None else float(clip_sample)
@@ -191,16 +195,21 @@ def _run(sample, model_output, k, *, uncond_output, guidance_scale, clip_sample,
     args = (sample, model_output, uncond_output, z, e1, e2, rows, coef, g, clip, mode, want_aux, seed64,
             int(stream), to_signed64(int(sample_offset)))
     if torch.compiler.is_compiling():
-        prev, x0, aux = diffusion_step(*args)
-    else:
-        prev, x0, aux = _step_core(*args)
+        res = diffusion_step(*args)
+        res = res if want_aux else res[:2]
+        if out is None:
+            return res
+        for o, r in zip(out, res):
+            o.copy_(r)
+        return out
+    prev, x0, aux = _step_core(*args, out=out)
     return (prev, x0, aux) if want_aux else (prev, x0)
 
 
 # ---------------------------------------------------------------- native versions of the steps
 
 def _ddim(sample, model_output, alpha_prod_t, alpha_prod_t_prev, *, eta, uncond_output, guidance_scale,
-          prediction_type, clip_sample, use_clipped_model_output, noise, seed, stream, sample_offset):
+          prediction_type, clip_sample, use_clipped_model_output, noise, seed, stream, sample_offset, out=None):
     at, ap = alpha_prod_t, alpha_prod_t_prev
     sa, sb = _sqrt(at), _sqrt(1.0 - at)
     k = _zeros()
@@ -219,13 +228,13 @@ def _ddim(sample, model_output, alpha_prod_t, alpha_prod_t_prev, *, eta, uncond_
     k["pe"] = _sqrt(_max0(1.0 - ap - std * std))
     if eta > 0:
         k["pz"] = std
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, needs_noise=eta > 0, noise=noise, seed=seed, stream=stream,
                 sample_offset=sample_offset)
 
 
 def _ddpm(sample, model_output, alpha_prod_t, alpha_prod_t_prev, *, variance_type, uncond_output, guidance_scale,
-          prediction_type, clip_sample, add_noise, noise, seed, stream, sample_offset):
+          prediction_type, clip_sample, add_noise, noise, seed, stream, sample_offset, out=None):
     at, ap = alpha_prod_t, alpha_prod_t_prev
     k = _zeros()
     k["ax"], k["am"] = _x0_lin(prediction_type, _sqrt(at), _sqrt(1.0 - at))
@@ -245,7 +254,7 @@ def _ddpm(sample, model_output, alpha_prod_t, alpha_prod_t_prev, *, variance_typ
         if _t(add_noise):
             std = std * add_noise.to(torch.float64)
         k["pz"] = std
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, needs_noise=needed, noise=noise, seed=seed, stream=stream,
                 sample_offset=sample_offset)
 
@@ -255,7 +264,7 @@ def _ve_x0(k, pred, sigma_eps, sigma_v):
 
 
 def _euler(sample, model_output, sigma, sigma_next, *, uncond_output, guidance_scale, prediction_type, clip_sample,
-           s_churn, s_tmin, s_tmax, s_noise, num_steps, noise, seed, stream, sample_offset):
+           s_churn, s_tmin, s_tmax, s_noise, num_steps, noise, seed, stream, sample_offset, out=None):
     gamma0 = min(s_churn / num_steps, 2**0.5 - 1) if s_churn > 0 else 0.0
     if _t(sigma):
         gamma = torch.where((sigma >= s_tmin) & (sigma <= s_tmax), gamma0, 0.0)
@@ -268,13 +277,13 @@ def _euler(sample, model_output, sigma, sigma_next, *, uncond_output, guidance_s
     _ve_x0(k, prediction_type, sh, sigma)
     k["ex"], k["e0"] = 1.0 / sh, -1.0 / sh
     k["px"], k["pe"] = 1.0, sigma_next - sh
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, needs_noise=gamma0 > 0, noise=noise, seed=seed, stream=stream,
                 sample_offset=sample_offset)
 
 
 def _euler_ancestral(sample, model_output, sigma, sigma_next, *, eta, s_noise, uncond_output, guidance_scale,
-                     prediction_type, clip_sample, noise, seed, stream, sample_offset):
+                     prediction_type, clip_sample, noise, seed, stream, sample_offset, out=None):
     down, up = reference.ancestral_sigmas(sigma, sigma_next, eta)
     k = _zeros()
     _ve_x0(k, prediction_type, sigma, sigma)
@@ -283,13 +292,13 @@ def _euler_ancestral(sample, model_output, sigma, sigma_next, *, eta, s_noise, u
     needed = eta > 0 and (_t(up) or up > 0)
     if needed:
         k["pz"] = up * s_noise
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, needs_noise=needed, noise=noise, seed=seed, stream=stream,
                 sample_offset=sample_offset)
 
 
 def _heun(sample, model_output, sigma, sigma_next, *, stage, derivative, original_sample, uncond_output,
-          guidance_scale, prediction_type, clip_sample):
+          guidance_scale, prediction_type, clip_sample, out=None):
     s_in = sigma if stage == 1 else sigma_next
     dt = sigma_next - sigma
     k = _zeros()
@@ -297,23 +306,23 @@ def _heun(sample, model_output, sigma, sigma_next, *, stage, derivative, origina
     k["ex"], k["e0"] = 1.0 / s_in, -1.0 / s_in
     if stage == 1:
         k["px"], k["pe"], k["qe"] = 1.0, dt, 1.0
-        return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+        return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                     clip_sample=clip_sample, want_aux=True)
     k["p2"], k["pe"], k["p1"] = 1.0, 0.5 * dt, 0.5 * dt
     k["qe"], k["q1"] = 0.5, 0.5
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, e1=derivative, e2=original_sample, want_aux=True)
 
 
 def _dpmpp_2m(sample, model_output, sigma, sigma_next, *, prev_x0, sigma_prev, lower_order, parameterization,
-              uncond_output, guidance_scale, prediction_type, clip_sample):
+              uncond_output, guidance_scale, prediction_type, clip_sample, out=None):
     a_s, st_s = space_coeffs(sigma, parameterization)
     k = _zeros()
     k["ax"], k["am"] = _x0_lin(prediction_type, a_s, st_s)
     second = prev_x0 is not None and not lower_order
     if not _t(sigma_next) and sigma_next == 0:
         k["p0"] = 1.0
-        return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+        return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                     clip_sample=clip_sample)
     a_t, st_t = space_coeffs(sigma_next, parameterization)
     lam_s = _log(a_s) - _log(st_s)
@@ -334,12 +343,12 @@ def _dpmpp_2m(sample, model_output, sigma, sigma_next, *, prev_x0, sigma_prev, l
         if second:
             p1 = torch.where(last, 0.0, p1) if _t(p1) else torch.where(last, 0.0, torch.full_like(sigma_next, p1))
     k["px"], k["p0"], k["p1"] = cx, p0, p1
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, e1=prev_x0 if second else None)
 
 
 def _flow(sample, model_output, sigma, sigma_next, *, uncond_output, guidance_scale, prediction_type, clip_sample,
-          stochastic, noise, seed, stream, sample_offset):
+          stochastic, noise, seed, stream, sample_offset, out=None):
     k = _zeros()
     k["ax"], k["am"] = _x0_lin(prediction_type, 1.0 - sigma, sigma)
     if clip_sample is not None or prediction_type in ("sample", "v_prediction"):
@@ -352,7 +361,7 @@ def _flow(sample, model_output, sigma, sigma_next, *, uncond_output, guidance_sc
         k["p0"], k["pz"] = 1.0 - sigma_next, sigma_next
     else:
         k["px"], k["pe"] = 1.0, sigma_next - sigma
-    return _run(sample, model_output, k, uncond_output=uncond_output, guidance_scale=guidance_scale,
+    return _run(sample, model_output, k, out=out, uncond_output=uncond_output, guidance_scale=guidance_scale,
                 clip_sample=clip_sample, needs_noise=stochastic, noise=noise, seed=seed, stream=stream,
                 sample_offset=sample_offset)
 
@@ -414,10 +423,17 @@ class reference_steps:
 def _dispatcher(name: str):
     native, ref = _NATIVE[name], _REFERENCE[name]
 
-    def run(first, *args, **kwargs):
+    def run(first, *args, out=None, **kwargs):
         if _STEPS_NATIVE[0] and _native.use_native(first):
-            return native(first, *args, **kwargs)
-        return ref(first, *args, **kwargs)
+            if out is None:
+                return native(first, *args, **kwargs)
+            return native(first, *args, out=out, **kwargs)
+        res = ref(first, *args, **kwargs)
+        if out is None:
+            return res
+        for o, r in zip(out, res):
+            o.copy_(r)
+        return out
 
     run.__name__ = f"{name}_dispatch"
     return run

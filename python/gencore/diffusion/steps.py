@@ -19,7 +19,11 @@ Every step function is pure (no scheduler state) and shares one calling conventi
   sample_offset=sample_offset, dtype=D)[i].flatten()[j]`` with D = float64 for float64
   samples and float32 otherwise (use ``stream`` = step index in a loop);
 - ``clip_sample``: ``None`` (default, no clipping) or a range r: x_0 is clamped to [-r, r]
-  (``True`` means 1.0, as diffusers' ``clip_sample_range``).
+  (``True`` means 1.0, as diffusers' ``clip_sample_range``);
+- ``out``: optional preallocated outputs (a tuple of contiguous tensors shaped and typed like
+  ``sample``, one per returned tensor), written and returned; ``out[0]`` may be ``sample``
+  itself (in-place update). A loop that reuses its buffers avoids allocating (and, on the CPU,
+  page-faulting) fresh outputs every step.
 
 Arithmetic runs in float32 for float16/bfloat16/float32 tensors and in float64 for float64;
 outputs have the sample's dtype. Sampler steps are not differentiable (no autograd formula is
@@ -34,6 +38,7 @@ follows diffusers' formulas term by term.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -158,10 +163,32 @@ def _in_range(v, name: str, lo: float, hi: float, *, lo_open=False, hi_open=Fals
             raise ValueError(f"{name} must be in {lb}{lo}, {hi}{rb}, got {v}")
 
 
-def _dispatch(name: str):
+def _check_out(out, sample: torch.Tensor, n: int):
+    """Preallocated outputs: a tuple of n contiguous tensors shaped and typed like sample (the
+    first may be ``sample`` itself: the kernels are element-wise, so in place is safe)."""
+    if out is None:
+        return None
+    if not isinstance(out, (tuple, list)) or len(out) != n:
+        raise TypeError(f"out must be a tuple of {n} tensors (the step's outputs), got {type(out).__name__}")
+    for i, t in enumerate(out):
+        name = f"out[{i}]"
+        check_float_tensor(t, name)
+        if t.shape != sample.shape or t.dtype != sample.dtype:
+            raise ValueError(f"{name} must have the shape and dtype of sample {tuple(sample.shape)} {sample.dtype}, "
+                             f"got {tuple(t.shape)} {t.dtype}")
+        check_same_device(sample, t, "sample", name)
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous")
+    if len({t.data_ptr() for t in out}) != n:
+        raise ValueError("out tensors must be distinct")
+    return tuple(out)
+
+
+def _dispatch(name: str, out=None):
     from gencore.diffusion import ops
 
-    return ops.step_impl(name)
+    fn = ops.step_impl(name)
+    return fn if out is None else functools.partial(fn, out=out)
 
 
 # ---- the steps ----
@@ -182,6 +209,7 @@ def ddim_step(
     seed: int | None = None,
     stream: int = 0,
     sample_offset: int = 0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12), as ``DDIMScheduler.step``.
 
@@ -202,7 +230,7 @@ def ddim_step(
             ``set_alpha_to_one``), float or (batch,).
         eta: stochasticity, >= 0.
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.steps`.
         use_clipped_model_output: re-derive eps from the clipped x_0.
 
     Returns:
@@ -226,7 +254,8 @@ def ddim_step(
     _in_range(a_p, "alpha_prod_t_prev", 0.0, 1.0, lo_open=True)
     eta = _check_real(eta, "eta", 0.0)
     seed, stream, sample_offset = _check_noise(eta > 0, noise, seed, stream, sample_offset, "ddim_step with eta > 0")
-    return _dispatch("ddim")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("ddim", out)(
         sample, model_output, a_t, a_p, eta=eta, uncond_output=uncond_output, guidance_scale=g,
         prediction_type=prediction_type, clip_sample=clip, use_clipped_model_output=bool(use_clipped_model_output),
         noise=noise, seed=seed, stream=stream, sample_offset=sample_offset,
@@ -249,6 +278,7 @@ def ddpm_step(
     seed: int | None = None,
     stream: int = 0,
     sample_offset: int = 0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ancestral DDPM step (Ho et al. 2020, eqs. 6-7), as ``DDPMScheduler.step``.
 
@@ -267,7 +297,7 @@ def ddpm_step(
         add_noise: whether to add sigma z; diffusers adds it for every timestep t > 0, so pass
             ``t > 0`` (a bool, or a bool tensor (batch,) for per-sample timesteps).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample), shaped and typed like ``sample``.
@@ -300,7 +330,8 @@ def ddpm_step(
     else:
         raise TypeError(f"add_noise must be a bool or a bool tensor, got {type(add_noise).__name__}")
     seed, stream, sample_offset = _check_noise(needed, noise, seed, stream, sample_offset, "ddpm_step with add_noise")
-    return _dispatch("ddpm")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("ddpm", out)(
         sample, model_output, a_t, a_p, variance_type=variance_type, uncond_output=uncond_output,
         guidance_scale=g, prediction_type=prediction_type, clip_sample=clip, add_noise=add_noise, noise=noise,
         seed=seed, stream=stream, sample_offset=sample_offset,
@@ -326,6 +357,7 @@ def euler_step(
     seed: int | None = None,
     stream: int = 0,
     sample_offset: int = 0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Euler step of the probability-flow ODE in sigma (Karras et al. 2022, Algorithm 2),
     as ``EulerDiscreteScheduler.step``.
@@ -348,7 +380,7 @@ def euler_step(
         s_churn, s_tmin, s_tmax, s_noise: Karras' stochastic churn (noise drawn only if s_churn > 0).
         num_steps: the loop's number of steps (``len(sigmas) - 1``), needed when s_churn > 0.
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample), shaped and typed like ``sample``.
@@ -379,7 +411,8 @@ def euler_step(
         num_steps = int(num_steps)
     seed, stream, sample_offset = _check_noise(s_churn > 0, noise, seed, stream, sample_offset,
                                                "euler_step with s_churn > 0")
-    return _dispatch("euler")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("euler", out)(
         sample, model_output, sg, sn, uncond_output=uncond_output, guidance_scale=g,
         prediction_type=prediction_type, clip_sample=clip, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax,
         s_noise=s_noise, num_steps=num_steps, noise=noise, seed=seed, stream=stream, sample_offset=sample_offset,
@@ -402,6 +435,7 @@ def euler_ancestral_step(
     seed: int | None = None,
     stream: int = 0,
     sample_offset: int = 0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ancestral Euler step, as ``EulerAncestralDiscreteScheduler.step`` and k-diffusion's
     ``sample_euler_ancestral`` (with its ``get_ancestral_step``).
@@ -419,7 +453,7 @@ def euler_ancestral_step(
         sigma, sigma_next: noise levels, float or (batch,); sigma > 0.
         eta, s_noise: ancestral noise amount and scale (1.0 each in diffusers).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample).
@@ -443,7 +477,8 @@ def euler_ancestral_step(
     s_noise = _check_real(s_noise, "s_noise")
     needed = eta > 0 and not (isinstance(sn, float) and sn == 0.0)
     seed, stream, sample_offset = _check_noise(needed, noise, seed, stream, sample_offset, "euler_ancestral_step")
-    return _dispatch("euler_ancestral")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("euler_ancestral", out)(
         sample, model_output, sg, sn, eta=eta, s_noise=s_noise, uncond_output=uncond_output, guidance_scale=g,
         prediction_type=prediction_type, clip_sample=clip, noise=noise, seed=seed, stream=stream,
         sample_offset=sample_offset,
@@ -463,6 +498,7 @@ def heun_step(
     guidance_scale: float = 1.0,
     prediction_type: str = "epsilon",
     clip_sample: float | bool | None = None,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One stage of Heun's second-order step (Karras et al. 2022, Algorithm 1), as
     ``HeunDiscreteScheduler.step``.
@@ -483,7 +519,7 @@ def heun_step(
         stage: 1 or 2.
         derivative: stage 2 only: the derivative returned by stage 1.
         original_sample: stage 2 only: the sample stage 1 started from.
-        uncond_output, guidance_scale, prediction_type, clip_sample: see :mod:`gencore.diffusion.steps`.
+        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample, derivative).
@@ -511,7 +547,8 @@ def heun_step(
     sn = _coef(sigma_next, "sigma_next", sample)
     _in_range(sg, "sigma", 0.0, math.inf, lo_open=True)
     _in_range(sn, "sigma_next", 0.0, math.inf, lo_open=(stage == 2))
-    return _dispatch("heun")(
+    out = _check_out(out, sample, 3)
+    return _dispatch("heun", out)(
         sample, model_output, sg, sn, stage=stage, derivative=derivative, original_sample=original_sample,
         uncond_output=uncond_output, guidance_scale=g, prediction_type=prediction_type, clip_sample=clip,
     )
@@ -548,6 +585,7 @@ def dpmpp_2m_step(
     guidance_scale: float = 1.0,
     prediction_type: str = "epsilon",
     clip_sample: float | bool | None = None,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DPM-Solver++(2M) step (Lu et al. 2022, Algorithm 2, midpoint form), as
     ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``,
@@ -573,7 +611,7 @@ def dpmpp_2m_step(
         parameterization: ``vp`` (alpha = 1 / sqrt(1 + sigma^2), diffusers' DDPM sample),
             ``ve`` (alpha = 1, k-diffusion) or ``flow`` (alpha = 1 - sigma, diffusers'
             ``use_flow_sigmas``).
-        uncond_output, guidance_scale, prediction_type, clip_sample: see :mod:`gencore.diffusion.steps`.
+        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample); pass the latter as ``prev_x0`` to the next step.
@@ -607,7 +645,8 @@ def dpmpp_2m_step(
         _in_range(sp, "sigma_prev", 0.0, hi, lo_open=True, hi_open=(parameterization == "flow"))
     else:
         prev_x0 = None
-    return _dispatch("dpmpp_2m")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("dpmpp_2m", out)(
         sample, model_output, sg, sn, prev_x0=prev_x0, sigma_prev=sp, lower_order=lower_order,
         parameterization=parameterization, uncond_output=uncond_output, guidance_scale=g,
         prediction_type=prediction_type, clip_sample=clip,
@@ -629,6 +668,7 @@ def flow_match_euler_step(
     seed: int | None = None,
     stream: int = 0,
     sample_offset: int = 0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One flow-matching Euler step (Lipman et al. 2023; Esser et al. 2024), as
     ``FlowMatchEulerDiscreteScheduler.step``.
@@ -646,7 +686,7 @@ def flow_match_euler_step(
         sigma, sigma_next: flow times in [0, 1] (float or (batch,)), sigma > 0.
         stochastic: re-noise to sigma_next from the x_0 prediction (needs noise).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.steps`.
 
     Returns:
         (prev_sample, pred_original_sample).
@@ -672,7 +712,8 @@ def flow_match_euler_step(
         raise TypeError(f"stochastic must be a bool, got {type(stochastic).__name__}")
     seed, stream, sample_offset = _check_noise(stochastic, noise, seed, stream, sample_offset,
                                                "flow_match_euler_step with stochastic=True")
-    return _dispatch("flow_match_euler")(
+    out = _check_out(out, sample, 2)
+    return _dispatch("flow_match_euler", out)(
         sample, model_output, sg, sn, uncond_output=uncond_output, guidance_scale=g,
         prediction_type=prediction_type, clip_sample=clip, stochastic=stochastic, noise=noise, seed=seed,
         stream=stream, sample_offset=sample_offset,
