@@ -440,3 +440,28 @@ def test_bad_step_arguments_name_the_argument():
         flow_match_euler_step(x, c, 1.5, 0.5)
     with pytest.raises(ValueError, match="stream"):
         ddpm_step(x, c, 0.5, 0.6, seed=0, stream=-1)
+
+
+@pytest.mark.parametrize("force_reference", [False, True])
+def test_zero_terminal_snr_v_prediction_matches_diffusers(force_reference, monkeypatch):
+    """At the first step of a zero-terminal-SNR schedule alpha_prod_t = 0: x0 = -v, no division by zero."""
+    from diffusers import DDIMScheduler as DiffusersDDIM
+
+    if force_reference:
+        monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
+    ref = DiffusersDDIM(rescale_betas_zero_snr=True, prediction_type="v_prediction", timestep_spacing="trailing",
+                       clip_sample=False)
+    ref.set_timesteps(10)
+    schedule = make_schedule("linear", rescale_zero_snr=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    v = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    t = int(ref.timesteps[0])
+    t_prev = t - 1000 // 10
+    prev, x0 = ddim_step(x, v, float(schedule.alphas_cumprod[t]), float(schedule.alphas_cumprod[t_prev]),
+                         prediction_type="v_prediction")
+    assert float(schedule.alphas_cumprod[t]) == pytest.approx(0.0, abs=1e-12)
+    torch.testing.assert_close(x0, -v, rtol=1e-9, atol=1e-9)
+    out = ref.step(v.float(), t, x.float())
+    torch.testing.assert_close(prev.float(), out.prev_sample, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x0.float(), out.pred_original_sample, rtol=1e-5, atol=1e-5)

@@ -154,9 +154,10 @@ def _x0_lin(pred: str, a, st):
     if pred == "sample":
         return 0.0, 1.0
     if pred == "v_prediction":
-        sig = st / a
-        abar = 1.0 / (sig * sig + 1.0)
-        return abar / a, -_sqrt(1.0 - abar)
+        # abar / a and sqrt(1 - abar) with abar = a^2 / (a^2 + st^2); no division by a, so a
+        # zero-terminal-SNR step (a = 0) gives x0 = -v as diffusers does.
+        n2 = a * a + st * st
+        return a / n2, -st / _sqrt(n2)
     return 1.0 / (a + st), -st / (a + st)
 
 

@@ -118,9 +118,8 @@ def x0_from_output(prediction_type: str, x: torch.Tensor, m: torch.Tensor, a, st
     if prediction_type == "sample":
         return m
     if prediction_type == "v_prediction":
-        sig = st / a
-        abar = 1.0 / (sig * sig + 1.0)
-        return _bc(abar / a, x) * x - _bc(_sqrt(1.0 - abar), x) * m
+        n2 = a * a + st * st  # abar / a = a / n2, sqrt(1 - abar) = st / sqrt(n2); finite at a = 0
+        return _bc(a / n2, x) * x - _bc(st / _sqrt(n2), x) * m
     return (x - _bc(st, x) * m) / _bc(a + st, x)
 
 
