@@ -8,8 +8,9 @@ gradients wrt ``mu`` and ``logvar`` for fixed upstream gradients (``torch.autogr
 with precomputed ``grad_z``, ``grad_kl``), so only the op itself is timed.
 
 Peak extra memory is measured, not derived: each variant runs once in a forked child process
-(one thread) and reports the growth of its peak resident set size (``ru_maxrss``) over its
-resident size before the call; inputs and upstream gradients exist before the fork.
+(one thread) that first returns free heap pages to the OS (``malloc_trim``) and then reports the
+growth of its peak resident set size (``ru_maxrss``) over its resident size before the call;
+inputs and upstream gradients exist before the fork.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _release_free_memory() -> None:
+    """Returns the allocator's free pages to the OS (glibc ``malloc_trim``), so that a call that
+    reuses them still shows up as RSS growth."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def peak_extra_bytes(fn) -> float:
     """Peak resident memory added by one call of ``fn`` (bytes), measured in a forked child;
     NaN where fork or /proc is unavailable."""
@@ -45,6 +59,7 @@ def peak_extra_bytes(fn) -> float:
         try:
             os.close(r)
             torch.set_num_threads(1)
+            _release_free_memory()
             before = _rss_bytes()
             fn()
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
