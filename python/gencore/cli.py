@@ -197,7 +197,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the main job: train, sample with fused samplers, measure")
     p.add_argument("--out", default="gencore-demo", help="output directory")
-    p.add_argument("--fast", action="store_true", help="quick setting (about 90 s)")
+    p.add_argument("--fast", action="store_true", help="quick setting (about 20 s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
