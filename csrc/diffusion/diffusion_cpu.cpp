@@ -56,64 +56,6 @@ constexpr int kTile = 64;
 // tensors below that run on the calling thread.
 constexpr int64_t kGrainUnits = 8192;
 
-// uniform_f32 of common/philox.h; w >> 8 < 2**24 converts exactly through int32 (AVX2 has no
-// unsigned conversion, and the unsigned one would put a branch in the lane loop).
-__attribute__((always_inline)) inline float uniform_lanes(uint32_t w) {
-  return float(int32_t(w >> 8)) * 5.9604644775390625e-08f + 2.98023223876953125e-08f;
-}
-
-// log_unit_f32 of common/philox.h (identical values), inlined into the lane loops.
-__attribute__((always_inline)) inline float log_unit_lanes(float x) {
-  const uint32_t u = float_to_bits(x);
-  float e = float(int32_t(u >> 23) - 127);
-  uint32_t mb = (u & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
-  // m > sqrt(2): m / 2 (exponent - 1, exact) and e + 1, as integer selects so that the lane
-  // loop has no conditional floating-point operation (trapping math forbids if-converting one).
-  const uint32_t big = bits_to_float(mb) > 1.41421356237f ? 1u : 0u;
-  mb -= big << 23;
-  const float m = bits_to_float(mb);
-  e = e + float(int32_t(big));
-  const float f = m - 1.0f;
-  const float z = f * f;
-  float y = 7.0376836292e-2f;
-  y = y * f - 1.1514610310e-1f;
-  y = y * f + 1.1676998740e-1f;
-  y = y * f - 1.2420140846e-1f;
-  y = y * f + 1.4249322787e-1f;
-  y = y * f - 1.6668057665e-1f;
-  y = y * f + 2.0000714765e-1f;
-  y = y * f - 2.4999993993e-1f;
-  y = y * f + 3.3333331174e-1f;
-  y = y * f * z;
-  y = y + -2.12194440e-4f * e;
-  y = y + -0.5f * z;
-  float r = f + y;
-  r = r + 0.693359375f * e;
-  return r;
-}
-
-// sincos_2pi_f32 of common/philox.h with floor(v) written as a truncating conversion (v >= 0
-// here, so the value is identical) to keep the lane loop free of library calls.
-__attribute__((always_inline)) inline void sincos_2pi_lanes(float u, float& s, float& c) {
-  const float q = float(int32_t(u * 4.0f + 0.5f));
-  const float t = u - q * 0.25f;
-  const float a = t * 6.28318530717958647692f;
-  const float a2 = a * a;
-  float ps = -1.9515295891e-4f;
-  ps = ps * a2 + 8.3321608736e-3f;
-  ps = ps * a2 - 1.6666654611e-1f;
-  const float sa = a + a * a2 * ps;
-  float pc = 2.443315711809948e-5f;
-  pc = pc * a2 - 1.388731625493765e-3f;
-  pc = pc * a2 + 4.166664568298827e-2f;
-  const float ca = 1.0f - 0.5f * a2 + a2 * a2 * pc;
-  const int qi = int(q) & 3;
-  const float s1 = (qi & 1) ? ca : sa;
-  const float c1 = (qi & 1) ? sa : ca;
-  s = (qi & 2) ? -s1 : s1;
-  c = ((qi + 1) & 2) ? -c1 : c1;
-}
-
 template <typename A>
 __attribute__((always_inline)) inline void normals_tile(uint64_t seed, uint32_t stream, uint64_t sample, int64_t b, int count, A* out) {
   constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
@@ -146,11 +88,11 @@ __attribute__((always_inline)) inline void normals_tile(uint64_t seed, uint32_t 
   if constexpr (sizeof(A) == 4) {
 #pragma omp simd
     for (int l = 0; l < kTile; ++l) {
-      const float r0 = std::sqrt(-2.0f * log_unit_lanes(uniform_lanes(c0[l])));
-      const float r1 = std::sqrt(-2.0f * log_unit_lanes(uniform_lanes(c2[l])));
+      const float r0 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(c0[l])));
+      const float r1 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(c2[l])));
       float s0, co0, s1, co1;
-      sincos_2pi_lanes(uniform_lanes(c1[l]), s0, co0);
-      sincos_2pi_lanes(uniform_lanes(c3[l]), s1, co1);
+      sincos_2pi_f32(uniform_f32(c1[l]), s0, co0);
+      sincos_2pi_f32(uniform_f32(c3[l]), s1, co1);
       out[4 * l + 0] = r0 * co0;
       out[4 * l + 1] = r0 * s0;
       out[4 * l + 2] = r1 * co1;
