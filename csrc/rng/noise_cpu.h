@@ -20,6 +20,8 @@ namespace noise {
 // Blocks of four words per tile; 4 * kTile values per tile (2 KiB of float32).
 constexpr int kTile = 128;
 constexpr int kTileElems = 4 * kTile;
+// Samples of at least this many blocks get their counters made in registers (philox_run).
+constexpr int64_t kMinRun = 16;
 
 // Where the noise of an (n, D) array comes from: row i is sample `sample0 + i`.
 struct Source {
@@ -45,6 +47,26 @@ GENCORE_HD void philox_tile(int m, const uint32_t* blk, const uint32_t* lo, cons
     W.w[1][t] = uint32_t(x1);
     W.w[2][t] = uint32_t(x2);
     W.w[3][t] = uint32_t(x3);
+  }
+}
+
+// Blocks b0, b0 + 1, ..., b0 + m - 1 of one sample, into word slots t0 .. t0 + m - 1 of W: the
+// counters are made in registers, so long rows need no per-block bookkeeping.
+GENCORE_HD void philox_run(int m, uint32_t b0, uint64_t sample, uint32_t stream, uint64_t seed, Words& W, int t0) {
+  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  const uint64_t lo = sample & 0xffffffffu, hi = sample >> 32;
+  uint32_t* w0 = W.w[0] + t0;
+  uint32_t* w1 = W.w[1] + t0;
+  uint32_t* w2 = W.w[2] + t0;
+  uint32_t* w3 = W.w[3] + t0;
+#pragma omp simd
+  for (int t = 0; t < m; ++t) {
+    uint64_t x0 = uint32_t(b0 + uint32_t(t)), x1 = lo, x2 = hi, x3 = stream;
+    philox_rounds_u64(x0, x1, x2, x3, k0, k1);
+    w0[t] = uint32_t(x0);
+    w1[t] = uint32_t(x1);
+    w2[t] = uint32_t(x2);
+    w3[t] = uint32_t(x3);
   }
 }
 
@@ -188,17 +210,31 @@ GENCORE_HD void draw_general(const Source& src, int64_t e0, int64_t count, A* ds
     for (int64_t k = kfirst; k < kend; k += kTile) {
       const int m = int(kend - k < kTile ? kend - k : kTile);
       uint64_t s = src.sample0 + uint64_t(i);
-      for (int t = 0; t < m; ++t) {
-        blk[t] = uint32_t(b);
-        lo[t] = uint32_t(s);
-        hi[t] = uint32_t(s >> 32);
-        if (++b == nb) {
-          b = 0;
-          ++i;
-          ++s;
+      if (nb >= kMinRun) {  // runs of consecutive blocks within a sample
+        for (int t = 0; t < m;) {
+          const int run = int(nb - b < m - t ? nb - b : m - t);
+          philox_run(run, uint32_t(b), s, src.stream, src.seed, W, t);
+          t += run;
+          b += run;
+          if (b == nb) {
+            b = 0;
+            ++i;
+            ++s;
+          }
         }
+      } else {
+        for (int t = 0; t < m; ++t) {
+          blk[t] = uint32_t(b);
+          lo[t] = uint32_t(s);
+          hi[t] = uint32_t(s >> 32);
+          if (++b == nb) {
+            b = 0;
+            ++i;
+            ++s;
+          }
+        }
+        philox_tile(m, blk, lo, hi, src.stream, src.seed, W);
       }
-      philox_tile(m, blk, lo, hi, src.stream, src.seed, W);
       const int64_t t0 = 4 * k;  // first element of the tile
       const int64_t lo_e = t0 > e0 ? t0 : e0;
       const int64_t hi_e = (t0 + 4 * m) < (e0 + count) ? (t0 + 4 * m) : (e0 + count);

@@ -22,6 +22,8 @@ CASES = [
     ((1000, 2), 2**63, 3, 2**64 - 1000),
     ((4, 3, 17), 987654321, 2**31, 2**40),
     ((6, 4, 4, 4), 42, 11, 123),
+    ((40, 68), 2**64 - 1, 5, 2**32 - 20),  # 17 blocks a sample: runs cross samples and tiles
+    ((3, 1000), 77, 0, 9),  # 250 blocks a sample: a tile ends mid-sample
 ]
 
 
@@ -132,13 +134,16 @@ def test_thread_count_invariance():
         torch.set_num_threads(1)
         a = gencore.randn(301, 1001, seed=5)
         b = gencore.rand(3000, 7, seed=5)
+        c = gencore.randn(301, 1000, seed=5)
         torch.set_num_threads(2)
         a2 = gencore.randn(301, 1001, seed=5)
         b2 = gencore.rand(3000, 7, seed=5)
+        c2 = gencore.randn(301, 1000, seed=5)
     finally:
         torch.set_num_threads(old)
     assert torch.equal(a, a2)
     assert torch.equal(b, b2)
+    assert torch.equal(c, c2)
 
 
 def test_non_contiguous_out(device):
