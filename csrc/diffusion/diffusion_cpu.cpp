@@ -10,6 +10,7 @@
 #include "common/gencore.h"
 #include "common/parallel.h"
 #include "common/philox.h"
+#include "rng/noise_cpu.h"
 #include "common/registry.h"
 #include <pybind11/stl.h>
 #include "diffusion/diffusion.h"
@@ -47,67 +48,19 @@ __attribute__((always_inline)) inline void do_element(const Row<T>& p, const Coe
 }
 
 // Normals of blocks [b, b + count) (count <= kTile) of one sample, written to out[0, 4 count):
-// the noise contract's values (the same Philox words and Box-Muller arithmetic as
-// common/philox.h), laid out so that each Philox round and the Box-Muller transform are
-// straight-line loops over lanes that the compiler vectorises.
-constexpr int kTile = 64;
+// the noise contract's values, from the shared CPU noise tiles (rng/noise_cpu.h).
+constexpr int kTile = noise::kTile;
 
 // Units (blocks of 4 elements) per parallel chunk: 32768 elements, torch's own grain size, so
 // tensors below that run on the calling thread.
 constexpr int64_t kGrainUnits = 8192;
 
 template <typename A>
-__attribute__((always_inline)) inline void normals_tile(uint64_t seed, uint32_t stream, uint64_t sample, int64_t b, int count, A* out) {
-  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-  uint32_t c0[kTile], c1[kTile], c2[kTile], c3[kTile];
-  const uint32_t s_lo = uint32_t(sample), s_hi = uint32_t(sample >> 32);
-#pragma omp simd
-  for (int l = 0; l < kTile; ++l) {
-    c0[l] = uint32_t(b + l);
-    c1[l] = s_lo;
-    c2[l] = s_hi;
-    c3[l] = stream;
-  }
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-#pragma omp simd
-    for (int l = 0; l < kTile; ++l) {
-      const uint64_t p0 = uint64_t(M0) * uint64_t(c0[l]);
-      const uint64_t p1 = uint64_t(M1) * uint64_t(c2[l]);
-      const uint32_t n0 = uint32_t(p1 >> 32) ^ c1[l] ^ k0;
-      const uint32_t n2 = uint32_t(p0 >> 32) ^ c3[l] ^ k1;
-      c0[l] = n0;
-      c1[l] = uint32_t(p1);
-      c2[l] = n2;
-      c3[l] = uint32_t(p0);
-    }
-    k0 += W0;
-    k1 += W1;
-  }
-  if constexpr (sizeof(A) == 4) {
-#pragma omp simd
-    for (int l = 0; l < kTile; ++l) {
-      const float r0 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(c0[l])));
-      const float r1 = std::sqrt(-2.0f * log_unit_f32(uniform_f32(c2[l])));
-      float s0, co0, s1, co1;
-      sincos_2pi_f32(uniform_f32(c1[l]), s0, co0);
-      sincos_2pi_f32(uniform_f32(c3[l]), s1, co1);
-      out[4 * l + 0] = r0 * co0;
-      out[4 * l + 1] = r0 * s0;
-      out[4 * l + 2] = r1 * co1;
-      out[4 * l + 3] = r1 * s1;
-    }
-  } else {
-    for (int l = 0; l < count; ++l) {
-      u32x4 w;
-      w.v[0] = c0[l];
-      w.v[1] = c1[l];
-      w.v[2] = c2[l];
-      w.v[3] = c3[l];
-      normal4_f64(w, out + 4 * l);
-    }
-  }
+__attribute__((always_inline)) inline void normals_tile(uint64_t seed, uint32_t stream, uint64_t sample, int64_t b,
+                                                        int count, A* out) {
+  noise::Words W;
+  noise::philox_run(count, uint32_t(b), sample, stream, seed, W, 0);
+  noise::transform_tile(count, W, out, false);
 }
 
 // Units [k0, k1) of the flattened (sample i, block b) index; block b holds elements 4b..4b+3.
