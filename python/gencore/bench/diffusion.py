@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from gencore.bench.common import Section, copy_bandwidth, time_fn, try_compile
+from gencore.bench.common import Section, copy_bandwidth, faults_per_call, time_fn, try_compile
 from gencore.diffusion.ops import reference_steps
 
 __all__ = ["ddim_section", "ddpm_section", "overhead_section", "run", "steps_section"]
@@ -107,6 +107,14 @@ def ddim_section(quick: bool = False, device: str = "cpu") -> Section:
         f"(target >= 15x), vs torch.compile {t_cmp / t_nat:.2f}x / {t_cmp / t_out:.2f}x (target >= 2x), "
         f"at {floor / t_nat:.0%} / {floor / t_out:.0%} of the floor (target >= 70%). New outputs pay for "
         "fresh memory (page faults) every call, as diffusers and torch.compile do.")
+    if device == "cpu":
+        nat_f, out_f = faults_per_call(native), faults_per_call(native_out)
+        dif_f = faults_per_call(dif) if diffusers is not None else float("nan")
+        sec.notes.append(
+            f"Minor page faults per call: native {nat_f:.0f}, native out= {out_f:.0f}, diffusers {dif_f:.0f} "
+            f"(one output is {x.numel() * x.element_size() // 4096} pages). Whether a fresh output is served from "
+            "reused heap memory or from newly mapped pages depends on the allocator's history in the process, "
+            "and each fault maps and zeroes a 4 KiB page.")
     return sec
 
 
@@ -168,6 +176,11 @@ def ddpm_section(quick: bool = False, device: str = "cpu") -> Section:
                      "(target >= 8x). In-kernel noise reads sample "
                      "and model output and writes prev_sample and pred_original_sample; the Philox draws are "
                      "computed, not loaded.")
+    if device == "cpu":
+        nat_f, out_f = faults_per_call(native), faults_per_call(native_out)
+        dif_f = faults_per_call(dif) if diffusers is not None else float("nan")
+        sec.notes.append(f"Minor page faults per call: native {nat_f:.0f}, native out= {out_f:.0f}, diffusers "
+                         f"{dif_f:.0f} (one output is {elem // 4096} pages).")
     return sec
 
 
