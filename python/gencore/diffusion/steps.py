@@ -106,6 +106,25 @@ def _check_clip(clip_sample) -> float | None:
     return float(clip_sample)
 
 
+def _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample, **others):
+    """The checks every step shares: tensors, guidance, prediction type and clipping; returns
+    (guidance scale, clip threshold or None)."""
+    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, **others)
+    _check_prediction(prediction_type)
+    return g, _check_clip(clip_sample)
+
+
+def _check_sigmas(sigma, sigma_next, sample, hi: float = math.inf, hi_open: bool = False,
+                  next_lo_open: bool = False):
+    """sigma in (0, hi] and sigma_next in [0, hi] (open at hi with ``hi_open``; sigma_next > 0
+    with ``next_lo_open``), as floats or float64 (batch,) tensors."""
+    sg = _coef(sigma, "sigma", sample)
+    sn = _coef(sigma_next, "sigma_next", sample)
+    _in_range(sg, "sigma", 0.0, hi, lo_open=True, hi_open=hi_open)
+    _in_range(sn, "sigma_next", 0.0, hi, lo_open=next_lo_open, hi_open=hi_open)
+    return sg, sn
+
+
 def _coef(v, name: str, sample: torch.Tensor):
     """A Python float, or a float64 tensor (batch,) on the sample's device."""
     if isinstance(v, torch.Tensor):
@@ -245,9 +264,8 @@ def ddim_step(
         >>> prev.shape
         torch.Size([2, 3, 4, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               noise=noise)
     a_t = _coef(alpha_prod_t, "alpha_prod_t", sample)
     a_p = _coef(alpha_prod_t_prev, "alpha_prod_t_prev", sample)
     _in_range(a_t, "alpha_prod_t", 0.0, 1.0, hi_open=True)
@@ -311,9 +329,8 @@ def ddpm_step(
         >>> prev.shape
         torch.Size([2, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               noise=noise)
     if variance_type not in VARIANCE_TYPES:
         raise ValueError(f"variance_type must be one of {list(VARIANCE_TYPES)}, got {variance_type!r}")
     a_t = _coef(alpha_prod_t, "alpha_prod_t", sample)
@@ -393,13 +410,9 @@ def euler_step(
         >>> prev.shape
         torch.Size([2, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
-    sg = _coef(sigma, "sigma", sample)
-    sn = _coef(sigma_next, "sigma_next", sample)
-    _in_range(sg, "sigma", 0.0, math.inf, lo_open=True)
-    _in_range(sn, "sigma_next", 0.0, math.inf)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               noise=noise)
+    sg, sn = _check_sigmas(sigma, sigma_next, sample)
     s_churn = _check_real(s_churn, "s_churn", 0.0)
     s_tmin = _check_real(s_tmin, "s_tmin")
     s_tmax = _check_real(s_tmax, "s_tmax")
@@ -466,13 +479,9 @@ def euler_ancestral_step(
         >>> prev.shape
         torch.Size([2, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
-    sg = _coef(sigma, "sigma", sample)
-    sn = _coef(sigma_next, "sigma_next", sample)
-    _in_range(sg, "sigma", 0.0, math.inf, lo_open=True)
-    _in_range(sn, "sigma_next", 0.0, math.inf)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               noise=noise)
+    sg, sn = _check_sigmas(sigma, sigma_next, sample)
     eta = _check_real(eta, "eta", 0.0)
     s_noise = _check_real(s_noise, "s_noise")
     needed = eta > 0 and not (isinstance(sn, float) and sn == 0.0)
@@ -539,14 +548,9 @@ def heun_step(
         raise ValueError("stage 2 needs derivative and original_sample from stage 1")
     if stage == 1 and (derivative is not None or original_sample is not None):
         raise ValueError("derivative and original_sample are stage-2 arguments; stage 1 takes neither")
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, derivative=derivative,
-                       original_sample=original_sample)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
-    sg = _coef(sigma, "sigma", sample)
-    sn = _coef(sigma_next, "sigma_next", sample)
-    _in_range(sg, "sigma", 0.0, math.inf, lo_open=True)
-    _in_range(sn, "sigma_next", 0.0, math.inf, lo_open=(stage == 2))
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               derivative=derivative, original_sample=original_sample)
+    sg, sn = _check_sigmas(sigma, sigma_next, sample, next_lo_open=(stage == 2))
     out = _check_out(out, sample, 3)
     return _dispatch("heun", out)(
         sample, model_output, sg, sn, stage=stage, derivative=derivative, original_sample=original_sample,
@@ -625,24 +629,21 @@ def dpmpp_2m_step(
         >>> x2.shape
         torch.Size([2, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, prev_x0=prev_x0)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               prev_x0=prev_x0)
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {list(PARAMETERIZATIONS)}, got {parameterization!r}")
     if not isinstance(lower_order, bool):
         raise TypeError(f"lower_order must be a bool, got {type(lower_order).__name__}")
-    sg = _coef(sigma, "sigma", sample)
-    sn = _coef(sigma_next, "sigma_next", sample)
-    hi = 1.0 if parameterization == "flow" else math.inf
-    _in_range(sg, "sigma", 0.0, hi, lo_open=True, hi_open=(parameterization == "flow"))
-    _in_range(sn, "sigma_next", 0.0, hi, hi_open=(parameterization == "flow"))
+    flow = parameterization == "flow"
+    hi = 1.0 if flow else math.inf
+    sg, sn = _check_sigmas(sigma, sigma_next, sample, hi=hi, hi_open=flow)
     sp = None
     if prev_x0 is not None and not lower_order:
         if sigma_prev is None:
             raise ValueError("sigma_prev (the previous step's sigma) is needed with prev_x0")
         sp = _coef(sigma_prev, "sigma_prev", sample)
-        _in_range(sp, "sigma_prev", 0.0, hi, lo_open=True, hi_open=(parameterization == "flow"))
+        _in_range(sp, "sigma_prev", 0.0, hi, lo_open=True, hi_open=flow)
     else:
         prev_x0 = None
     out = _check_out(out, sample, 2)
@@ -699,13 +700,9 @@ def flow_match_euler_step(
         >>> prev.shape
         torch.Size([2, 4])
     """
-    g = _check_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise)
-    _check_prediction(prediction_type)
-    clip = _check_clip(clip_sample)
-    sg = _coef(sigma, "sigma", sample)
-    sn = _coef(sigma_next, "sigma_next", sample)
-    _in_range(sg, "sigma", 0.0, 1.0, lo_open=True)
-    _in_range(sn, "sigma_next", 0.0, 1.0)
+    g, clip = _check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type, clip_sample,
+                               noise=noise)
+    sg, sn = _check_sigmas(sigma, sigma_next, sample, hi=1.0)
     if prediction_type in ("epsilon", "v_prediction") and isinstance(sg, float) and sg >= 1.0:
         raise ValueError(f"prediction_type={prediction_type!r} needs sigma < 1 (x_0 is not identifiable at sigma=1)")
     if not isinstance(stochastic, bool):
