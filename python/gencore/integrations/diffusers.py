@@ -182,6 +182,21 @@ class _IndexedMixin:
         pos = 1 if len(indices) > 1 else 0
         return indices[pos].item()
 
+    def _sigmas_for(self, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The sigmas of ``timesteps`` (one per sample), shaped to broadcast against ``like``;
+        diffusers' lookup in ``add_noise``: by timestep before the loop starts, else the current
+        (or begin) index."""
+        sigmas = self.sigmas.to(device=like.device, dtype=like.dtype)
+        schedule_timesteps = self.timesteps.to(like.device)
+        timesteps = timesteps.to(like.device)
+        if self.begin_index is None:
+            step_indices = [self.index_for_timestep(t, schedule_timesteps) for t in timesteps]
+        elif self.step_index is not None:
+            step_indices = [self.step_index] * timesteps.shape[0]
+        else:
+            step_indices = [self.begin_index] * timesteps.shape[0]
+        return sigmas[step_indices].flatten().reshape((-1,) + (1,) * (like.dim() - 1))
+
     def _init_step_index(self, timestep):
         if self.begin_index is None:
             if isinstance(timestep, torch.Tensor):
@@ -452,17 +467,7 @@ class _SigmaScheduler(_IndexedMixin, _Gencore):
         return ts.numpy().astype(np.float32)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
-        sigmas = self.sigmas.to(device=original_samples.device, dtype=original_samples.dtype)
-        schedule_timesteps = self.timesteps.to(original_samples.device)
-        timesteps = timesteps.to(original_samples.device)
-        if self.begin_index is None:
-            step_indices = [self.index_for_timestep(t, schedule_timesteps) for t in timesteps]
-        elif self.step_index is not None:
-            step_indices = [self.step_index] * timesteps.shape[0]
-        else:
-            step_indices = [self.begin_index] * timesteps.shape[0]
-        sigma = sigmas[step_indices].flatten().reshape((-1,) + (1,) * (original_samples.dim() - 1))
-        return original_samples + noise * sigma
+        return original_samples + noise * self._sigmas_for(timesteps, original_samples)
 
     def __len__(self):
         return self.config.num_train_timesteps
@@ -916,16 +921,7 @@ class DPMSolverMultistepScheduler(_IndexedMixin, _Gencore, SchedulerMixin, Confi
         return SchedulerOutput(prev_sample=prev)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        sigmas = self.sigmas.to(device=original_samples.device, dtype=original_samples.dtype)
-        schedule_timesteps = self.timesteps.to(original_samples.device)
-        timesteps = timesteps.to(original_samples.device)
-        if self.begin_index is None:
-            step_indices = [self.index_for_timestep(t, schedule_timesteps) for t in timesteps]
-        elif self.step_index is not None:
-            step_indices = [self.step_index] * timesteps.shape[0]
-        else:
-            step_indices = [self.begin_index] * timesteps.shape[0]
-        sigma = sigmas[step_indices].flatten().reshape((-1,) + (1,) * (original_samples.dim() - 1))
+        sigma = self._sigmas_for(timesteps, original_samples)
         alpha_t = 1 / (sigma**2 + 1) ** 0.5
         return alpha_t * original_samples + sigma * alpha_t * noise
 
@@ -984,16 +980,7 @@ class FlowMatchEulerDiscreteScheduler(_IndexedMixin, _Gencore, SchedulerMixin, C
         self._shift = shift
 
     def scale_noise(self, sample: torch.Tensor, timestep, noise: torch.Tensor | None = None) -> torch.Tensor:
-        sigmas = self.sigmas.to(device=sample.device, dtype=sample.dtype)
-        schedule_timesteps = self.timesteps.to(sample.device)
-        timestep = timestep.to(sample.device)
-        if self.begin_index is None:
-            step_indices = [self.index_for_timestep(t, schedule_timesteps) for t in timestep]
-        elif self.step_index is not None:
-            step_indices = [self.step_index] * timestep.shape[0]
-        else:
-            step_indices = [self.begin_index] * timestep.shape[0]
-        sigma = sigmas[step_indices].flatten().reshape((-1,) + (1,) * (sample.dim() - 1))
+        sigma = self._sigmas_for(timestep, sample)
         return sigma * noise + (1.0 - sigma) * sample
 
     def _sigma_to_t(self, sigma):
