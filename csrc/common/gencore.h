@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 
 #if defined(__CUDACC__)
 #define GENCORE_HD __host__ __device__ __forceinline__
@@ -124,6 +125,18 @@ template <typename T> struct acc_type { using type = T; };
 template <> struct acc_type<half_t> { using type = float; };
 template <> struct acc_type<bf16_t> { using type = float; };
 template <typename T> using acc_t = typename acc_type<T>::type;
+
+// Calls f(T{}) with T the storage type of a dtype code (host code: kernel launchers and CPU loops).
+template <typename F>
+inline void dispatch_dtype(int dtype, F&& f) {
+  switch (dtype) {
+    case kFloat32: return f(float{});
+    case kFloat64: return f(double{});
+    case kFloat16: return f(half_t{});
+    case kBFloat16: return f(bf16_t{});
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
 
 GENCORE_HD float load(const float* p, int64_t i) { return p[i]; }
 GENCORE_HD double load(const double* p, int64_t i) { return p[i]; }

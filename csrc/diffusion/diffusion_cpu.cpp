@@ -232,13 +232,10 @@ void step(uintptr_t x, uintptr_t c, uintptr_t u, uintptr_t z, uintptr_t e1, uint
     throw std::runtime_error("gencore was built without CUDA kernels");
 #endif
   }
-  switch (dtype) {
-    case kFloat32: return step_cpu<float>(a, threads);
-    case kFloat64: return step_cpu<double>(a, threads);
-    case kFloat16: return step_cpu<half_t>(a, threads);
-    case kBFloat16: return step_cpu<bf16_t>(a, threads);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return step_cpu<T>(a, threads);
+  });
 }
 
 void q_sample(uintptr_t x0, uintptr_t z, uintptr_t ab, uintptr_t out, uintptr_t z_out, int64_t n, int64_t D,
@@ -266,13 +263,10 @@ void q_sample(uintptr_t x0, uintptr_t z, uintptr_t ab, uintptr_t out, uintptr_t 
     throw std::runtime_error("gencore was built without CUDA kernels");
 #endif
   }
-  switch (dtype) {
-    case kFloat32: return q_sample_cpu<float>(a, threads);
-    case kFloat64: return q_sample_cpu<double>(a, threads);
-    case kFloat16: return q_sample_cpu<half_t>(a, threads);
-    case kBFloat16: return q_sample_cpu<bf16_t>(a, threads);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return q_sample_cpu<T>(a, threads);
+  });
 }
 
 }  // namespace

@@ -144,25 +144,19 @@ void q_sample_t(const QSampleArgs& a, cudaStream_t s) {
 void step_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
-  switch (dtype) {
-    case kFloat32: return step_t<float>(a, s);
-    case kFloat64: return step_t<double>(a, s);
-    case kFloat16: return step_t<half_t>(a, s);
-    case kBFloat16: return step_t<bf16_t>(a, s);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return step_t<T>(a, s);
+  });
 }
 
 void q_sample_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
-  switch (dtype) {
-    case kFloat32: return q_sample_t<float>(a, s);
-    case kFloat64: return q_sample_t<double>(a, s);
-    case kFloat16: return q_sample_t<half_t>(a, s);
-    case kBFloat16: return q_sample_t<bf16_t>(a, s);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return q_sample_t<T>(a, s);
+  });
 }
 
 }  // namespace diffusion

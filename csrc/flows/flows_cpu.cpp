@@ -169,13 +169,7 @@ void dispatch(int dtype, int clamp, bool inv, Args&&... args) {
       default: throw std::invalid_argument("unknown clamp code");
     }
   };
-  switch (dtype) {
-    case kFloat32: return by_clamp(float{});
-    case kFloat64: return by_clamp(double{});
-    case kFloat16: return by_clamp(half_t{});
-    case kBFloat16: return by_clamp(bf16_t{});
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  dispatch_dtype(dtype, by_clamp);
 }
 
 template <typename T, int C, bool Inv>

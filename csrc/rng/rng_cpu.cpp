@@ -63,13 +63,10 @@ void fill(uintptr_t out, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_
     throw std::runtime_error("gencore was built without CUDA kernels");
 #endif
   }
-  switch (dtype) {
-    case kFloat32: return fill_cpu<float>(p, n, D, seed, stream, sample0, uniform, threads);
-    case kFloat64: return fill_cpu<double>(p, n, D, seed, stream, sample0, uniform, threads);
-    case kFloat16: return fill_cpu<half_t>(p, n, D, seed, stream, sample0, uniform, threads);
-    case kBFloat16: return fill_cpu<bf16_t>(p, n, D, seed, stream, sample0, uniform, threads);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return fill_cpu<T>(p, n, D, seed, stream, sample0, uniform, threads);
+  });
 }
 
 // Raw Philox words: counters (n, 4) and outputs (n, 4) as int64 holding uint32 values.

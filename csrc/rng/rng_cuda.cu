@@ -58,13 +58,10 @@ void fill_cuda(void* out, int dtype, int64_t n, int64_t D, uint64_t seed, uint32
                bool uniform, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
-  switch (dtype) {
-    case kFloat32: return launch<float>(out, n, D, seed, stream, sample0, uniform, s);
-    case kFloat64: return launch<double>(out, n, D, seed, stream, sample0, uniform, s);
-    case kFloat16: return launch<half_t>(out, n, D, seed, stream, sample0, uniform, s);
-    case kBFloat16: return launch<bf16_t>(out, n, D, seed, stream, sample0, uniform, s);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return launch<T>(out, n, D, seed, stream, sample0, uniform, s);
+  });
 }
 
 }  // namespace rng

@@ -202,13 +202,10 @@ void forward(uintptr_t mu, uintptr_t logvar, uintptr_t noise, uintptr_t z, uintp
 #endif
   }
   const noise::Source src{seed, stream, sample0, D};
-  switch (dtype) {
-    case kFloat32: return forward_cpu<float>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
-    case kFloat64: return forward_cpu<double>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
-    case kFloat16: return forward_cpu<half_t>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
-    case kBFloat16: return forward_cpu<bf16_t>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return forward_cpu<T>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
+  });
 }
 
 void backward(uintptr_t mu, uintptr_t logvar, uintptr_t noise, uintptr_t gz, uintptr_t gk, uintptr_t dmu,
@@ -226,21 +223,11 @@ void backward(uintptr_t mu, uintptr_t logvar, uintptr_t noise, uintptr_t gz, uin
 #endif
   }
   const noise::Source src{seed, stream, sample0, D};
-  switch (dtype) {
-    case kFloat32:
-      return backward_cpu<float>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu), mptr(dlogvar),
-                                 n, D, src, threads);
-    case kFloat64:
-      return backward_cpu<double>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu),
-                                  mptr(dlogvar), n, D, src, threads);
-    case kFloat16:
-      return backward_cpu<half_t>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu),
-                                  mptr(dlogvar), n, D, src, threads);
-    case kBFloat16:
-      return backward_cpu<bf16_t>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu),
-                                  mptr(dlogvar), n, D, src, threads);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return backward_cpu<T>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu), mptr(dlogvar), n, D,
+                           src, threads);
+  });
 }
 
 }  // namespace

@@ -165,13 +165,10 @@ void forward_cuda(const void* mu, const void* logvar, const void* noise, void* z
                   int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
-  switch (dtype) {
-    case kFloat32: return forward_t<float>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
-    case kFloat64: return forward_t<double>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
-    case kFloat16: return forward_t<half_t>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
-    case kBFloat16: return forward_t<bf16_t>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return forward_t<T>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
+  });
 }
 
 void backward_cuda(const void* mu, const void* logvar, const void* noise, const void* gz, const void* gk, void* dmu,
@@ -179,14 +176,10 @@ void backward_cuda(const void* mu, const void* logvar, const void* noise, const 
                    int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
-  switch (dtype) {
-    case kFloat32: return backward_t<float>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
-    case kFloat64: return backward_t<double>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
-    case kFloat16: return backward_t<half_t>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
-    case kBFloat16:
-      return backward_t<bf16_t>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
-    default: throw std::invalid_argument("unsupported dtype code");
-  }
+  return dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return backward_t<T>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
+  });
 }
 
 }  // namespace vae
