@@ -57,39 +57,27 @@ GENCORE_HD uint32_t float_to_bits(float f) {
 
 GENCORE_HD float to_float(bf16_t v) { return bits_to_float(uint32_t(v.bits) << 16); }
 GENCORE_HD bf16_t from_float_bf16(float f) {
-  uint32_t u = float_to_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16_t{uint16_t((u >> 16) | 0x40u)};  // NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return bf16_t{uint16_t(u >> 16)};
+  const uint32_t u = float_to_bits(f);
+  const uint32_t nan = (u >> 16) | 0x40u;                     // quiet NaN, sign and payload kept
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // round to nearest even
+  return bf16_t{uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded)};
 }
 
+// Half conversions on the host are branch free (integer selects, one exact float multiply or add),
+// so the loops that load and store float16 vectorise; they equal the CUDA intrinsics bit for bit
+// (round to nearest even; NaN becomes the quiet NaN 0x7e00 with the sign kept).
 GENCORE_HD float to_float(half_t v) {
 #if defined(__CUDA_ARCH__)
   return __half2float(__ushort_as_half(v.bits));
 #else
   const uint32_t h = v.bits;
-  const uint32_t sign = (h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t man = h & 0x3ffu;
-  uint32_t u;
-  if (exp == 0x1fu) {
-    u = sign | 0x7f800000u | (man << 13);
-  } else if (exp == 0) {
-    if (man == 0) {
-      u = sign;
-    } else {  // subnormal half -> normal float
-      exp = 127 - 15 + 1;
-      while ((man & 0x400u) == 0) {
-        man <<= 1;
-        --exp;
-      }
-      man &= 0x3ffu;
-      u = sign | (exp << 23) | (man << 13);
-    }
-  } else {
-    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  return bits_to_float(u);
+  const uint32_t em = h & 0x7fffu;
+  const uint32_t normal = (em << 13) + 0x38000000u;  // exponent rebiased by 127 - 15
+  const uint32_t infnan = (em << 13) + 0x70000000u;  // exponent 31 -> 255, payload kept
+  const uint32_t sub = float_to_bits(float(int32_t(em)) * 5.9604644775390625e-08f);  // em * 2**-24, exact
+  uint32_t u = em >= 0x7c00u ? infnan : normal;
+  u = em < 0x400u ? sub : u;
+  return bits_to_float(u | ((h & 0x8000u) << 16));
 #endif
 }
 GENCORE_HD half_t from_float_half(float f) {
@@ -97,26 +85,17 @@ GENCORE_HD half_t from_float_half(float f) {
   return half_t{__half_as_ushort(__float2half_rn(f))};
 #else
   const uint32_t u = float_to_bits(f);
-  const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t au = u & 0x7fffffffu;
-  if (au > 0x7f800000u) return half_t{uint16_t(sign | 0x7e00u)};           // NaN
-  if (au >= 0x477ff000u) return half_t{uint16_t(sign | 0x7c00u)};          // overflow -> inf
-  if (au < 0x33000001u) return half_t{uint16_t(sign)};                     // underflow -> 0
-  int32_t exp = int32_t(au >> 23) - 127 + 15;
-  uint32_t man = (au & 0x7fffffu) | 0x800000u;
-  uint32_t shift = exp <= 0 ? uint32_t(14 - exp) : 13u;
-  if (exp <= 0) exp = 0;
-  uint32_t rounded = man >> shift;
-  const uint32_t rem = man & ((1u << shift) - 1u);
-  const uint32_t halfway = 1u << (shift - 1);
-  if (rem > halfway || (rem == halfway && (rounded & 1u))) ++rounded;
-  uint32_t out;
-  if (exp == 0) {
-    out = rounded;  // subnormal (a carry into bit 10 correctly yields the smallest normal)
-  } else {
-    out = (uint32_t(exp) << 10) + (rounded - 0x400u);  // carry into the exponent is correct
-  }
-  return half_t{uint16_t(sign | out)};
+  // Normal results: drop 13 mantissa bits, rounding to nearest even (a carry into the exponent
+  // is correct, up to infinity at 65520).
+  const uint32_t norm = ((au - 0x38000000u) + 0xfffu + ((au >> 13) & 1u)) >> 13;
+  // Below 2**-14: adding 0.5 rounds |f| to a multiple of 2**-24 (round to nearest even), which
+  // leaves the half's subnormal mantissa in the low bits.
+  const uint32_t sub = float_to_bits(bits_to_float(au) + 0.5f) - 0x3f000000u;
+  uint32_t r = au < 0x38800000u ? sub : norm;
+  r = au >= 0x477ff000u ? 0x7c00u : r;  // overflow -> inf
+  r = au > 0x7f800000u ? 0x7e00u : r;   // NaN
+  return half_t{uint16_t(r | ((u >> 16) & 0x8000u))};
 #endif
 }
 

@@ -101,7 +101,9 @@ def _special_floats() -> torch.Tensor:
 @pytest.mark.parametrize("dtype,code", [(torch.float16, 2), (torch.bfloat16, 3)])
 def test_cast_helpers_match_torch(dtype, code):
     lib = _native.lib()
-    src = _special_floats().contiguous()
+    # Special values, then a million random float32 bit patterns (every exponent, NaNs included).
+    bits = torch.randint(-2**31, 2**31, (2**20,), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
+    src = torch.cat([_special_floats(), bits.to(torch.int32).view(torch.float32)]).contiguous()
     out = torch.empty(src.shape, dtype=dtype)
     lib.cast_from_float(src.data_ptr(), out.data_ptr(), code, src.numel())
     expected = src.to(dtype)
