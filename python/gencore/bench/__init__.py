@@ -11,7 +11,13 @@ import importlib
 import logging
 import pkgutil
 
-from gencore.bench.common import Section, environment, render_markdown, write_json
+from gencore.bench.common import (
+    Section,
+    environment,
+    release_free_memory,
+    render_markdown,
+    write_json,
+)
 
 __all__ = ["available", "run", "main_for"]
 
@@ -40,6 +46,7 @@ def run(families: list[str] | None = None, *, quick: bool = False, device: str =
     for name in tqdm(names, desc="bench", disable=not progress):
         mod = importlib.import_module(f"gencore.bench.{name}")
         log.info("running benchmark %s", name)
+        release_free_memory()  # each family starts from a trimmed heap, as when run alone
         results[name] = mod.run(quick=quick, device=device)
     return results
 

@@ -56,6 +56,18 @@ def time_fn(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, min_
     return statistics.median(times)
 
 
+def release_free_memory() -> None:
+    """Collects garbage and returns the allocator's free pages to the OS (glibc ``malloc_trim``),
+    so one benchmark does not inherit the heap another left behind."""
+    import ctypes
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def faults_per_call(fn: Callable[[], object], calls: int = 5) -> float:
     """Minor page faults per call of ``fn`` (fresh pages the kernel had to map), after one warm-up
     call; NaN where ``resource`` is unavailable. A call whose outputs land on freshly mapped

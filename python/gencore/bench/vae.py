@@ -23,7 +23,14 @@ import torch
 import gencore
 import gencore.rng
 import gencore.vae as V
-from gencore.bench.common import Section, copy_bandwidth, reference_mode, time_fn, try_compile
+from gencore.bench.common import (
+    Section,
+    copy_bandwidth,
+    reference_mode,
+    release_free_memory,
+    time_fn,
+    try_compile,
+)
 
 __all__ = ["fused_section", "peak_extra_bytes", "run"]
 
@@ -51,19 +58,6 @@ def _reset_peak_rss() -> None:
         f.write("5")
 
 
-def _release_free_memory() -> None:
-    """Returns the allocator's free pages to the OS (glibc ``malloc_trim``), so that a call that
-    reuses them still shows up as RSS growth."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def peak_extra_bytes(fn) -> float:
     """Peak resident memory added by one call of ``fn`` (bytes), measured in a forked child;
     NaN where fork or /proc is unavailable."""
@@ -76,7 +70,7 @@ def peak_extra_bytes(fn) -> float:
         try:
             os.close(r)
             torch.set_num_threads(1)
-            _release_free_memory()
+            release_free_memory()
             _reset_peak_rss()
             before = _rss_bytes()
             fn()
