@@ -68,19 +68,32 @@ def release_free_memory() -> None:
         pass
 
 
-def faults_per_call(fn: Callable[[], object], calls: int = 5) -> float:
-    """Minor page faults per call of ``fn`` (fresh pages the kernel had to map), after one warm-up
-    call; NaN where ``resource`` is unavailable. A call whose outputs land on freshly mapped
-    memory pays one fault per 4 KiB page, which can cost more than the arithmetic."""
+def _minor_faults() -> int:
     try:
         import resource
     except ImportError:  # not POSIX
-        return float("nan")
-    fn()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
+        return -1
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_with_faults(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15,
+                     device: torch.device | str | None = None) -> tuple[float, float]:
+    """``time_fn``'s median, and the minor page faults per timed call (fresh pages the kernel had
+    to map and zero; NaN where ``resource`` is unavailable). A call whose outputs land on newly
+    mapped memory pays one fault per 4 KiB page, which can cost more than its arithmetic."""
+    for _ in range(warmup):
         fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+    calls = 0
+
+    def counted():
+        nonlocal calls
+        calls += 1
+        return fn()
+
+    before = _minor_faults()
+    t = time_fn(counted, warmup=0, repeat=repeat, device=device)
+    after = _minor_faults()
+    return t, (after - before) / calls if before >= 0 else float("nan")
 
 
 _BW_CACHE: dict[str, float] = {}
