@@ -61,6 +61,29 @@ def _noise(x: torch.Tensor, seed: int | None, i: int, sample_offset: int) -> tor
     return None  # drawn in-kernel by the step op from (seed, stream=i, sample_offset)
 
 
+def _churn_denoise(model, x, sigmas, sig, i, extra_args, callback, s_churn, s_tmin, s_tmax, s_noise, seed,
+                   sample_offset):
+    """Karras' churn (raise sigma to sigma_hat, adding noise) and the denoiser call of step i, as
+    k-diffusion's sample_euler and sample_heun do it; returns (x_hat, sigma_hat, denoised)."""
+    gamma = min(s_churn / (len(sig) - 1), 2**0.5 - 1) if s_tmin <= sig[i] <= s_tmax else 0.0
+    # k-diffusion draws this noise every step, used or not: keep its RNG stream in step.
+    eps = _noise(x, seed, i, sample_offset)
+    sigma_hat = sig[i] * (gamma + 1)
+    if gamma > 0:
+        if eps is None:
+            from gencore.rng import randn
+
+            eps = randn(x.shape, seed=seed, stream=i, sample_offset=sample_offset, dtype=x.dtype, device=x.device)
+        x = x + eps * (s_noise * (sigma_hat**2 - sig[i] ** 2) ** 0.5)
+    s_hat = _sigma_tensor(sigmas, i, x.shape[0], x)
+    if gamma > 0:
+        s_hat = s_hat * (gamma + 1)
+    denoised = model(x, s_hat, **extra_args)
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigma_hat, "denoised": denoised})
+    return x, sigma_hat, denoised
+
+
 @torch.no_grad()
 def sample_euler(model: Callable, x: torch.Tensor, sigmas, extra_args=None, callback=None, disable=None,
                  s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
@@ -91,22 +114,9 @@ def sample_euler(model: Callable, x: torch.Tensor, sigmas, extra_args=None, call
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)
-    n = x.shape[0]
     for i in _trange(len(sig) - 1, disable):
-        gamma = min(s_churn / (len(sig) - 1), 2**0.5 - 1) if s_tmin <= sig[i] <= s_tmax else 0.0
-        # k-diffusion draws this noise every step, used or not: keep its RNG stream in step.
-        eps = _noise(x, seed, i, sample_offset)
-        sigma_hat = sig[i] * (gamma + 1)
-        if gamma > 0:
-            if eps is None:
-                from gencore.rng import randn
-
-                eps = randn(x.shape, seed=seed, stream=i, sample_offset=sample_offset, dtype=x.dtype, device=x.device)
-            x = x + eps * (s_noise * (sigma_hat**2 - sig[i] ** 2) ** 0.5)
-        s_hat = _sigma_tensor(sigmas, i, n, x) * (gamma + 1) if gamma > 0 else _sigma_tensor(sigmas, i, n, x)
-        denoised = model(x, s_hat, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigma_hat, "denoised": denoised})
+        x, sigma_hat, denoised = _churn_denoise(model, x, sigmas, sig, i, extra_args, callback, s_churn, s_tmin,
+                                                s_tmax, s_noise, seed, sample_offset)
         x, _ = euler_step(x, denoised, sigma_hat, sig[i + 1], prediction_type="sample")
     return x
 
@@ -155,19 +165,8 @@ def sample_heun(model: Callable, x: torch.Tensor, sigmas, extra_args=None, callb
     sig = _floats(sigmas)
     n = x.shape[0]
     for i in _trange(len(sig) - 1, disable):
-        gamma = min(s_churn / (len(sig) - 1), 2**0.5 - 1) if s_tmin <= sig[i] <= s_tmax else 0.0
-        eps = _noise(x, seed, i, sample_offset)
-        sigma_hat = sig[i] * (gamma + 1)
-        if gamma > 0:
-            if eps is None:
-                from gencore.rng import randn
-
-                eps = randn(x.shape, seed=seed, stream=i, sample_offset=sample_offset, dtype=x.dtype, device=x.device)
-            x = x + eps * (s_noise * (sigma_hat**2 - sig[i] ** 2) ** 0.5)
-        s_hat = _sigma_tensor(sigmas, i, n, x) * (gamma + 1) if gamma > 0 else _sigma_tensor(sigmas, i, n, x)
-        denoised = model(x, s_hat, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigma_hat, "denoised": denoised})
+        x, sigma_hat, denoised = _churn_denoise(model, x, sigmas, sig, i, extra_args, callback, s_churn, s_tmin,
+                                                s_tmax, s_noise, seed, sample_offset)
         if sig[i + 1] == 0:
             x, _ = euler_step(x, denoised, sigma_hat, 0.0, prediction_type="sample")
         else:
