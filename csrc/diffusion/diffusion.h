@@ -8,7 +8,15 @@
 namespace gencore {
 namespace diffusion {
 
-struct StepArgs {
+// The (n, D) shape and the noise-contract source shared by every diffusion kernel.
+struct RowNoise {
+  int64_t n = 0, D = 0;
+  uint64_t seed = 0;
+  uint32_t stream = 0;
+  uint64_t sample0 = 0;
+};
+
+struct StepArgs : RowNoise {
   const void* x = nullptr;     // sample (n, D)
   const void* c = nullptr;     // model output (conditional when guided)
   const void* u = nullptr;     // unconditional output, or null (unguided)
@@ -23,26 +31,19 @@ struct StepArgs {
   double guidance = 1.0;
   double clip = 0.0;             // clamp range; <= 0 or inf: no clipping
   int noise_mode = kNoNoise;
-  int64_t n = 0, D = 0;
-  uint64_t seed = 0;
-  uint32_t stream = 0;
-  uint64_t sample0 = 0;
 };
 
-struct QSampleArgs {
+struct QSampleArgs : RowNoise {
   const void* x0 = nullptr;    // (n, D)
   const void* z = nullptr;     // explicit noise (same dtype as x0) or null (Philox)
   const double* ab = nullptr;  // (n, 2): sqrt(abar_t), sqrt(1 - abar_t) per sample
   void* out = nullptr;         // x_t
   void* z_out = nullptr;       // drawn noise (Philox) or null
-  int64_t n = 0, D = 0;
-  uint64_t seed = 0;
-  uint32_t stream = 0;
-  uint64_t sample0 = 0;
 };
 
-void step_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream);
-void q_sample_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream);
+// CUDA launchers (CUDA builds only), one overload per kernel family.
+void run_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream);
+void run_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream);
 
 }  // namespace diffusion
 }  // namespace gencore

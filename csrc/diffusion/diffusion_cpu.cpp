@@ -195,6 +195,20 @@ void q_sample_cpu(const QSampleArgs& a, int threads) {
   });
 }
 
+// Runs the kernel family of `a` on CUDA device `device` (device >= 0) or on the CPU, where
+// cpu(T{}) runs it for storage type T.
+template <typename Args, typename Cpu>
+void run_on(const Args& a, int dtype, int device, uintptr_t cuda_stream, Cpu&& cpu) {
+  if (device >= 0) {
+#ifdef GENCORE_WITH_CUDA
+    return run_cuda(a, dtype, device, cuda_stream);
+#else
+    throw std::runtime_error("gencore was built without CUDA kernels");
+#endif
+  }
+  dispatch_dtype(dtype, cpu);
+}
+
 void step(uintptr_t x, uintptr_t c, uintptr_t u, uintptr_t z, uintptr_t e1, uintptr_t e2, uintptr_t prev,
           uintptr_t x0, uintptr_t aux, uintptr_t rows, const std::vector<double>& coef, double guidance, double clip,
           int noise_mode, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, int dtype,
@@ -219,23 +233,8 @@ void step(uintptr_t x, uintptr_t c, uintptr_t u, uintptr_t z, uintptr_t e1, uint
   a.guidance = guidance;
   a.clip = clip;
   a.noise_mode = noise_mode;
-  a.n = n;
-  a.D = D;
-  a.seed = seed;
-  a.stream = stream;
-  a.sample0 = sample0;
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    step_cuda(a, dtype, device, cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return step_cpu<T>(a, threads);
-  });
+  static_cast<RowNoise&>(a) = RowNoise{n, D, seed, stream, sample0};
+  run_on(a, dtype, device, cuda_stream, [&](auto tag) { step_cpu<decltype(tag)>(a, threads); });
 }
 
 void q_sample(uintptr_t x0, uintptr_t z, uintptr_t ab, uintptr_t out, uintptr_t z_out, int64_t n, int64_t D,
@@ -250,23 +249,8 @@ void q_sample(uintptr_t x0, uintptr_t z, uintptr_t ab, uintptr_t out, uintptr_t 
   a.ab = reinterpret_cast<const double*>(ab);
   a.out = reinterpret_cast<void*>(out);
   a.z_out = reinterpret_cast<void*>(z_out);
-  a.n = n;
-  a.D = D;
-  a.seed = seed;
-  a.stream = stream;
-  a.sample0 = sample0;
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    q_sample_cuda(a, dtype, device, cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return q_sample_cpu<T>(a, threads);
-  });
+  static_cast<RowNoise&>(a) = RowNoise{n, D, seed, stream, sample0};
+  run_on(a, dtype, device, cuda_stream, [&](auto tag) { q_sample_cpu<decltype(tag)>(a, threads); });
 }
 
 }  // namespace

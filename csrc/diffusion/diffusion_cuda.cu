@@ -141,7 +141,7 @@ void q_sample_t(const QSampleArgs& a, cudaStream_t s) {
 
 }  // namespace
 
-void step_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream) {
+void run_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
   return dispatch_dtype(dtype, [&](auto tag) {
@@ -150,7 +150,7 @@ void step_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream) 
   });
 }
 
-void q_sample_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream) {
+void run_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream) {
   cuda::DeviceGuard guard(device);
   const cudaStream_t s = cuda::as_stream(cuda_stream);
   return dispatch_dtype(dtype, [&](auto tag) {
