@@ -19,6 +19,16 @@ def device(request) -> torch.device:
     return torch.device(name)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks and tensors run fastest on one thread (torch's pool only adds overhead, and
+    contention on a shared machine); test modules opt in with ``pytest.mark.usefixtures``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(0)

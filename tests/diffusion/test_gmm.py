@@ -9,14 +9,7 @@ import pytest
 import torch
 from gencore.diffusion.gmm import GaussianMixture
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mixture(k=3, d=2, diag=True, seed=0):

@@ -12,14 +12,7 @@ from gencore.diffusion import GaussianMixture
 from gencore.diffusion import k_sampling as ours
 from gencore.metrics import sliced_wasserstein
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 D = 3
 

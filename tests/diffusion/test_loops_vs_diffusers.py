@@ -16,14 +16,7 @@ from _oracles import diffusers_or_skip, k_sampling
 from gencore.diffusion import GaussianMixture, interp_sigmas, make_schedule, sample, timesteps
 from gencore.rng import randn
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 diffusers = diffusers_or_skip()
 

@@ -12,14 +12,7 @@ from gencore.bench.convergence import convergence_errors, default_mixture, empir
 from gencore.diffusion import GaussianMixture, make_schedule, sample
 from gencore.metrics import sliced_wasserstein
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral", "heun", "dpmpp_2m")
 N = 1500

@@ -9,14 +9,7 @@ import torch
 from gencore.diffusion import GaussianMixture, diffusion_loss, drop_labels, make_schedule
 from gencore.diffusion.training import training_target
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (and contention on a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mixture():

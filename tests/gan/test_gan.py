@@ -14,14 +14,7 @@ from gencore.gan import (
 )
 from gencore.models.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks train fastest on one thread (and immune to other processes on the cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 D = torch.float64
 

@@ -19,14 +19,7 @@ from gencore.metrics import (
     sliced_wasserstein,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks train fastest on one thread (and immune to other processes on the cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 D = torch.float64
 

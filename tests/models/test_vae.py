@@ -4,18 +4,10 @@ import math
 
 import pytest
 import torch
-
 from gencore import zoo
 from gencore.models import VAE
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks train fastest on one thread (and immune to other processes on the cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomized_vae(**kw):

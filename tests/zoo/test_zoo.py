@@ -7,14 +7,7 @@ import torch
 from gencore import zoo
 from gencore.checkpoint import CheckpointError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks train fastest on one thread (and immune to other processes on the cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = {"eval_samples": 60}
 TINY_DIFF = {"channels": 8, "eval_samples": 40, "eval_samplers": [["ddim", 3], ["dpmpp_2m", 3]], "sample_steps": 3}
