@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/fastmath.h"
 #include "common/gencore.h"
 
 // Force inlining on the CPU too, so that the chunk loops see straight-line code to vectorise.
@@ -25,34 +26,6 @@ namespace flows {
 enum Clamp : int { kNone = 0, kAtan = 1, kTanh = 2, kSigmoid = 3 };
 
 // ---- float helpers ---------------------------------------------------------------------
-GENCORE_FLOWS_HD float exp_f32(float x) {
-#if defined(__CUDA_ARCH__)
-  return expf(x);
-#else
-  // Clamp so that the exponent arithmetic stays in range; the final product over- or
-  // underflows exactly like exp. NaN passes through the comparisons and the polynomial.
-  float xc = x > 89.0f ? 89.0f : x;
-  xc = xc < -104.0f ? -104.0f : xc;
-  // Round to nearest with the 1.5 * 2**23 trick (no floor: SSE2 has no vector floor).
-  const float fx = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (xc - fx * 0.693359375f) - fx * -2.12194440e-4f;
-  const float z = r * r;
-  float p = 1.9875691500E-4f;
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * z + r + 1.0f;
-  const int32_t n = int32_t(fx == fx ? fx : 0.0f);
-  const int32_t n1 = n / 2;
-  const int32_t n2 = n - n1;
-  const float s1 = bits_to_float(uint32_t(n1 + 127) << 23);
-  const float s2 = bits_to_float(uint32_t(n2 + 127) << 23);
-  return p * s1 * s2;
-#endif
-}
-
 // log(1 + u) for u in [0, 1] (absolute error a few 1e-8).
 GENCORE_FLOWS_HD float log1p_unit_f32(float u) {
 #if defined(__CUDA_ARCH__)
@@ -125,7 +98,13 @@ GENCORE_FLOWS_HD float atan_f32(float x) {
 }
 
 // ---- dtype-generic wrappers --------------------------------------------------------------
-GENCORE_FLOWS_HD float gexp(float x) { return exp_f32(x); }
+GENCORE_FLOWS_HD float gexp(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  return exp_f32(x);
+#endif
+}
 GENCORE_FLOWS_HD double gexp(double x) { return exp(x); }
 GENCORE_FLOWS_HD float gtanh(float x) { return tanh_f32(x); }
 GENCORE_FLOWS_HD double gtanh(double x) { return tanh(x); }
