@@ -57,10 +57,10 @@ def _forward(x, shift, log_scale, clamp, clamp_value, inverse):
     s = squash(log_scale, clamp, clamp_value)
     if inverse:
         y = (x - shift) * torch.exp(-s)
-        logdet = -s.reshape(s.shape[0], -1).sum(1)
+        logdet = -s.reshape(s.shape[0], math.prod(s.shape[1:])).sum(1)
     else:
         y = x * torch.exp(s) + shift
-        logdet = s.reshape(s.shape[0], -1).sum(1)
+        logdet = s.reshape(s.shape[0], math.prod(s.shape[1:])).sum(1)
     return y, logdet
 
 

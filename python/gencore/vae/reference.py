@@ -9,6 +9,8 @@ bfloat16 inputs are computed in float32, float32 in float32, float64 in float64.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from gencore.rng import reference as rng_reference
@@ -44,7 +46,7 @@ def _kl(mu, logvar) -> torch.Tensor:
     acc = _acc(mu.dtype)
     m, lv = mu.to(acc), logvar.to(acc)
     terms = 0.5 * (m * m + torch.exp(lv) - 1.0 - lv)
-    return terms.reshape(mu.shape[0], -1).sum(dim=1).to(mu.dtype)
+    return terms.reshape(mu.shape[0], math.prod(mu.shape[1:])).sum(dim=1).to(mu.dtype)  # -1 fails on empty batches
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, seed: int | None = None, stream: int = 0,
