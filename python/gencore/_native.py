@@ -18,6 +18,7 @@ __all__ = [
     "load_error",
     "force_reference",
     "use_native",
+    "direct_ok",
     "dtype_code",
     "ptr",
     "device_index",
@@ -86,6 +87,18 @@ def use_native(*tensors: torch.Tensor) -> bool:
         elif kind != "cpu":
             return False
     return True
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def direct_ok(*tensors: torch.Tensor | None) -> bool:
+    """Whether an eager call on these tensors may run the kernels through an
+    ``autograd.Function`` instead of the registered custom op: the same results without the
+    dispatcher's per-call cost. torch.compile, fake tensors, tensor subclasses and torch.func
+    transforms use the registered op, which they know how to trace."""
+    return (not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
+            and all(t is None or type(t) in _PLAIN for t in tensors))
 
 
 def dtype_code(dtype: torch.dtype) -> int:

@@ -83,6 +83,16 @@ def test_gradcheck(device, clamp, inverse):
 
 @pytest.mark.parametrize("clamp", CLAMPS)
 @pytest.mark.parametrize("inverse", [False, True])
+def test_double_backward(device, clamp, inverse):
+    """Eager calls support create_graph=True: second derivatives by gradgradcheck (float64)."""
+    x, t, v = _inputs((3, 4, 2), device=device, scale=1.0, seed=6)
+    ins = [a.requires_grad_() for a in (x, t, v)]
+    assert torch.autograd.gradgradcheck(
+        lambda a, b, c: gf.affine_coupling(a, b, c, clamp=clamp, inverse=inverse), ins)
+
+
+@pytest.mark.parametrize("clamp", CLAMPS)
+@pytest.mark.parametrize("inverse", [False, True])
 def test_gradients_match_reference_autograd(device, clamp, inverse):
     x, t, v = _inputs((9, 37), device=device, seed=6)
     gy = torch.randn_like(x)

@@ -258,3 +258,82 @@ def test_bad_input():
         V.reparameterize_kl(mu, lv, seed=0, sample_offset=-1)
     with pytest.raises(ValueError, match="sample_offset"):
         V.reparameterize_kl(mu, lv, seed=0, sample_offset=2**64 - 2)
+
+
+@pytest.mark.parametrize("use_seed", [True, False])
+def test_eager_path_equals_the_registered_ops(use_seed, device):
+    """Outside torch.compile the public functions call the kernels through an autograd.Function;
+    values and gradients equal those of the registered custom ops, output by output."""
+    mu0, lv0 = _inputs((6, 9), torch.float32, device)
+    nz = torch.randn(6, 9, device=device)
+    kw = {"seed": 11, "stream": 2, "sample_offset": 3} if use_seed else {"noise": nz}
+    op_args = (None, 11, 2, 3) if use_seed else (nz, 0, 0, 0)
+    gz, gk = torch.randn(6, 9, device=device), torch.randn(6, device=device)
+    ops = torch.ops.gencore
+    cases = [  # (public call, op call, upstream gradients; None: that output is not used)
+        (lambda m, v: V.reparameterize_kl(m, v, **kw), lambda m, v: ops.vae_reparameterize_kl(m, v, *op_args),
+         (gz, gk)),
+        (lambda m, v: V.reparameterize_kl(m, v, **kw), lambda m, v: ops.vae_reparameterize_kl(m, v, *op_args),
+         (gz, None)),
+        (lambda m, v: V.reparameterize_kl(m, v, **kw), lambda m, v: ops.vae_reparameterize_kl(m, v, *op_args),
+         (None, gk)),
+        (lambda m, v: (V.reparameterize(m, v, **kw),), lambda m, v: (ops.vae_reparameterize(m, v, *op_args),),
+         (gz,)),
+        (lambda m, v: (V.gaussian_kl(m, v),), lambda m, v: (ops.vae_gaussian_kl(m, v),), (gk,)),
+    ]
+    for public, op, grads in cases:
+        results = []
+        for f in (public, op):
+            mu, lv = mu0.clone().requires_grad_(), lv0.clone().requires_grad_()
+            outs = f(mu, lv)
+            used = [(o, g) for o, g in zip(outs, grads) if g is not None]
+            dmu, dlv = torch.autograd.grad([o for o, _ in used], (mu, lv), [g for _, g in used])
+            results.append((outs, dmu, dlv, type(outs[0].grad_fn).__name__))
+        (outs_p, dmu_p, dlv_p, fn_p), (outs_o, dmu_o, dlv_o, fn_o) = results
+        assert fn_p == "_DirectBackward" and fn_o != fn_p  # the two paths really differ
+        for a, b in zip(outs_p, outs_o):
+            assert torch.equal(a, b)
+        assert torch.equal(dmu_p, dmu_o) and torch.equal(dlv_p, dlv_o)
+
+
+def test_double_backward_in_eager_mode():
+    """create_graph=True: the backward runs the reference formulas, so second derivatives are
+    right (gradgradcheck in float64), with the seed and with explicit noise."""
+    mu, lv = _inputs((3, 4), scale=0.5)
+    mu.requires_grad_()
+    lv.requires_grad_()
+    nz = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda m, v: V.reparameterize_kl(m, v, seed=9, stream=1), (mu, lv))
+    assert torch.autograd.gradgradcheck(lambda m, v, e: V.reparameterize_kl(m, v, noise=e), (mu, lv, nz))
+    assert torch.autograd.gradgradcheck(lambda m, v: V.gaussian_kl(m, v), (mu, lv))
+    # and the first derivatives taken with create_graph equal the kernel's
+    z = V.reparameterize(mu, lv, seed=9, stream=1)
+    g1 = torch.autograd.grad(z.sum(), lv, create_graph=True)[0]
+    g2 = torch.autograd.grad(V.reparameterize(mu, lv, seed=9, stream=1).sum(), lv)[0]
+    torch.testing.assert_close(g1, g2, rtol=1e-14, atol=1e-14)
+
+
+def test_float32_exp_within_one_ulp():
+    """std = exp(logvar / 2) comes from the kernels' own float32 exp (common/fastmath.h): with
+    mu = 0 and noise = 1, z is that exp exactly. Checked against float64 exp on 2**22 random
+    float32 inputs plus the edges of the range: at most 1 ulp, inf on overflow, zero on
+    underflow, NaN through."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.empty(2**22).uniform_(-110.0, 95.0, generator=g)
+    edges = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 88.72283, 88.72284, 89.0, 89.5, -87.33654, -87.34,
+                          -103.27893, -103.97, -104.0, -104.5, -150.0, 1e30, -1e30])
+    x = torch.cat([x, edges])
+    mu = torch.zeros(1, x.numel())
+    z = V.reparameterize(mu, 2.0 * x[None], noise=torch.ones_like(mu))[0]
+    ref = torch.exp(x.double())
+    ref32 = ref.float()
+    finite = torch.isfinite(ref32) & (ref32 != 0)
+    mant, expo = torch.frexp(ref32[finite])
+    ulp = torch.ldexp(torch.ones_like(ref[finite]), (expo - 24).clamp(min=-149).double())
+    err = ((z[finite].double() - ref[finite]).abs() / ulp).max().item()
+    assert err <= 1.0, err
+    assert torch.isinf(z[torch.isinf(ref32)]).all()
+    assert (z[ref32 == 0] <= 2.0**-149).all()
+    special = V.reparameterize(torch.zeros(1, 3), torch.tensor([[float("nan"), float("inf"), -float("inf")]]),
+                               noise=torch.ones(1, 3))[0]
+    assert torch.isnan(special[0]) and special[1] == float("inf") and special[2] == 0.0

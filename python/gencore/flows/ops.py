@@ -128,7 +128,8 @@ _affine_coupling.register_autograd(_backward, setup_context=_setup_context)
 class _Direct(torch.autograd.Function):
     """The same kernels without the custom-op dispatcher, for eager calls on plain tensors:
     identical results, less per-call overhead on small tensors (2-D flows call the op on
-    (batch, 1) halves). torch.compile, fake tensors and tensor subclasses use the registered op."""
+    (batch, 1) halves), and double backward. torch.compile, fake tensors and tensor subclasses
+    use the registered op."""
 
     @staticmethod
     def forward(ctx, x, shift, log_scale, clamp, clamp_value, inverse):
@@ -140,18 +141,12 @@ class _Direct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, grad_logdet):
         x, shift, log_scale = ctx.saved_tensors
-        gx, gv = _backward_impl(grad_y, grad_logdet, x, shift, log_scale, ctx.clamp, ctx.clamp_value,
-                                ctx.inverse)
+        # create_graph=True: the closed-form reference gradients, which autograd can
+        # differentiate again (double backward); otherwise the native kernel.
+        impl = reference.coupling_backward if torch.is_grad_enabled() else _backward_impl
+        gx, gv = impl(grad_y, grad_logdet, x, shift, log_scale, ctx.clamp, ctx.clamp_value, ctx.inverse)
         gshift = -gx if ctx.inverse else grad_y
         return gx, gshift, gv, None, None, None
-
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-
-
-def _direct_ok(*ts: torch.Tensor) -> bool:
-    return (not torch.compiler.is_compiling() and all(type(t) in _PLAIN for t in ts)
-            and _native.use_native(*ts))
 
 
 def affine_coupling(x: torch.Tensor, shift: torch.Tensor, log_scale: torch.Tensor, *,
@@ -194,6 +189,6 @@ def affine_coupling(x: torch.Tensor, shift: torch.Tensor, log_scale: torch.Tenso
         (True, True)
     """
     clamp_value = check_coupling_args(x, shift, log_scale, clamp, clamp_value)
-    if _direct_ok(x, shift, log_scale):
+    if _native.direct_ok(x, shift, log_scale):
         return _Direct.apply(x, shift, log_scale, clamp, clamp_value, bool(inverse))
     return _affine_coupling(x, shift, log_scale, clamp, clamp_value, bool(inverse))
