@@ -98,11 +98,9 @@ def _data(device, dtype, guided, seed=0):
 
 
 def _reference(fn, monkeypatch):
-    monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
-    try:
+    with monkeypatch.context() as mp:  # restores the variable as it was, set or not
+        mp.setenv("GENCORE_FORCE_REFERENCE", "1")
         return fn()
-    finally:
-        monkeypatch.delenv("GENCORE_FORCE_REFERENCE")
 
 
 @pytest.mark.parametrize("kind", KINDS)
