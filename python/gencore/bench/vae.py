@@ -224,7 +224,7 @@ def fused_section(quick: bool = False, device: str = "cpu") -> Section:
                    f"memory traffic could make it more than {results.get(variants[2][0], float('nan')) / cf[0]:.1f}x "
                    "faster than torch.distributions here.")
     # The fused op draws eps twice (forward, and again in the backward instead of storing it):
-    # the time of those draws alone, into a preallocated buffer, is its arithmetic floor.
+    # the time of those draws alone, into a preallocated buffer, is the larger part of its arithmetic.
     buf = torch.empty(batch, feat, device=device)
     t_noise = 2 * time_fn(lambda: gencore.rng.fill_(buf, seed=1), warmup=3, repeat=repeat, device=device)
     sec.add("noise alone: eps drawn twice (2 x gencore.rng.fill_ of (batch, features))", t_noise * 1e3,

@@ -98,10 +98,12 @@ def _(mu, logvar, noise, seed, stream, sample_offset):
 
 
 def _backward_impl(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None, grad_z: torch.Tensor | None,
-                   grad_kl: torch.Tensor | None, seed: int, stream: int,
-                   sample_offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+                   grad_kl: torch.Tensor | None, seed: int, stream: int, sample_offset: int,
+                   differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients wrt (mu, logvar): the native kernel, or the reference formulas when the
+    kernels cannot run or the result must be differentiable again (double backward)."""
     seed_u, off_u = from_signed64(seed), from_signed64(sample_offset)
-    if not _native.use_native(mu, logvar, noise, grad_z, grad_kl):
+    if differentiable or not _native.use_native(mu, logvar, noise, grad_z, grad_kl):
         dmu, dlv = reference.backward(mu, logvar, noise, grad_z, grad_kl, seed_u, stream, off_u)
         return dmu.contiguous(), dlv.contiguous()
     n, D = mu.shape[0], _sample_numel(mu)
@@ -199,12 +201,9 @@ class _Direct(torch.autograd.Function):
         grad_kl = grads[-1] if want_kl else None
         if grad_z is None and grad_kl is None:
             return (None,) * 8
-        if torch.is_grad_enabled():  # create_graph=True: formulas autograd can differentiate again
-            seed, stream, sample_offset = ctx.counter
-            dmu, dlv = reference.backward(mu, logvar, noise, grad_z, grad_kl, from_signed64(seed), stream,
-                                          from_signed64(sample_offset))
-        else:
-            dmu, dlv = _backward_impl(mu, logvar, noise, grad_z, grad_kl, *ctx.counter)
+        # create_graph=True (grad mode on): formulas autograd can differentiate again.
+        dmu, dlv = _backward_impl(mu, logvar, noise, grad_z, grad_kl, *ctx.counter,
+                                  differentiable=torch.is_grad_enabled())
         return dmu, dlv, _noise_grad(ctx, logvar, grad_z), None, None, None, None, None
 
 
