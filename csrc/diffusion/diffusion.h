@@ -21,8 +21,8 @@ struct StepArgs : RowNoise {
   const void* c = nullptr;     // model output (conditional when guided)
   const void* u = nullptr;     // unconditional output, or null (unguided)
   const void* z = nullptr;     // explicit noise (noise_mode == kExplicitNoise)
-  const void* e1 = nullptr;    // extra input 1 (previous x0 / stage-1 derivative) or null
-  const void* e2 = nullptr;    // extra input 2 (Heun's start sample) or null
+  const void* h[kMaxHistory] = {};  // history inputs h1..h4 (the first n_history are set)
+  int n_history = 0;
   void* prev = nullptr;        // out: next sample
   void* x0 = nullptr;          // out: x0 prediction
   void* aux = nullptr;         // out: derivative (Heun) or null
@@ -41,7 +41,11 @@ struct QSampleArgs : RowNoise {
   void* z_out = nullptr;       // drawn noise (Philox) or null
 };
 
-// CUDA launchers (CUDA builds only), one overload per kernel family.
+// CPU kernels (diffusion_cpu.cpp).
+void run_cpu(const StepArgs& a, int dtype, int threads);
+void run_cpu(const QSampleArgs& a, int dtype, int threads);
+
+// CUDA launchers (CUDA builds only; diffusion_cuda.cu).
 void run_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream);
 void run_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream);
 

@@ -13,19 +13,22 @@ namespace gencore {
 namespace diffusion {
 namespace {
 
-template <typename T, bool Guided, int Extras, bool Aux>
+// History inputs and the aux output are runtime choices here (uniform branches in a
+// bandwidth-bound kernel); absent history inputs read as 0 with coefficient 0.
+template <typename T, bool Guided>
 __device__ __forceinline__ void element(const StepArgs& a, const Coef<acc_t<T>>& k, acc_t<T> g, acc_t<T> r,
                                         int64_t idx, acc_t<T> z) {
   using A = acc_t<T>;
   const A c = load(static_cast<const T*>(a.c), idx);
   const A m = Guided ? guide(c, A(load(static_cast<const T*>(a.u), idx)), g) : c;
-  const A e1 = Extras >= 1 ? A(load(static_cast<const T*>(a.e1), idx)) : A(0);
-  const A e2 = Extras >= 2 ? A(load(static_cast<const T*>(a.e2), idx)) : A(0);
+  A h[kMaxHistory];
+#pragma unroll
+  for (int j = 0; j < kMaxHistory; ++j) h[j] = j < a.n_history ? A(load(static_cast<const T*>(a.h[j]), idx)) : A(0);
   A prev, x0, aux;
-  step_element(k, r, A(load(static_cast<const T*>(a.x), idx)), m, z, e1, e2, prev, x0, aux);
+  step_element<kMaxHistory>(k, r, A(load(static_cast<const T*>(a.x), idx)), m, z, h, prev, x0, aux);
   store(static_cast<T*>(a.prev), idx, prev);
   store(static_cast<T*>(a.x0), idx, x0);
-  if (Aux) store(static_cast<T*>(a.aux), idx, aux);
+  if (a.aux) store(static_cast<T*>(a.aux), idx, aux);
 }
 
 template <typename T>
@@ -34,7 +37,7 @@ __device__ __forceinline__ acc_t<T> clip_range(const StepArgs& a) {
   return a.clip > 0 ? A(a.clip) : A(INFINITY);
 }
 
-template <typename T, bool Guided, int Noise, int Extras, bool Aux>
+template <typename T, bool Guided, int Noise>
 __global__ void step_kernel(const StepArgs a) {
   using A = acc_t<T>;
   const A g = A(a.guidance);
@@ -46,7 +49,7 @@ __global__ void step_kernel(const StepArgs a) {
     const int64_t i = idx / a.D;
     const Coef<A> k = a.rows ? make_coef<A>(a.rows + i * kNumCoef) : shared;
     const A z = Noise == kExplicitNoise ? A(load(static_cast<const T*>(a.z), idx)) : A(0);
-    element<T, Guided, Extras, Aux>(a, k, g, r, idx, z);
+    element<T, Guided>(a, k, g, r, idx, z);
   }
 }
 
@@ -68,42 +71,31 @@ __global__ void step_philox_kernel(const StepArgs a) {
     const int64_t cnt = a.D - j0 < 4 ? a.D - j0 : 4;
 #pragma unroll
     for (int q = 0; q < 4; ++q)
-      if (q < cnt) element<T, Guided, 0, false>(a, k, g, r, i * a.D + j0 + q, zz[q]);
+      if (q < cnt) element<T, Guided>(a, k, g, r, i * a.D + j0 + q, zz[q]);
   }
-}
-
-template <typename T, bool Guided, int Noise, int Extras, bool Aux>
-void launch(const StepArgs& a, cudaStream_t s) {
-  step_kernel<T, Guided, Noise, Extras, Aux><<<cuda::grid_for(a.n * a.D), 256, 0, s>>>(a);
-  GENCORE_CUDA_CHECK_LAUNCH("diffusion step");
 }
 
 template <typename T, bool Guided>
-void dispatch_kind(const StepArgs& a, cudaStream_t s) {
-  const int extras = (a.e1 ? 1 : 0) + (a.e2 ? 1 : 0);
-  const bool aux = a.aux != nullptr;
-  if (extras == 0 && !aux) {
-    switch (a.noise_mode) {
-      case kNoNoise: return launch<T, Guided, kNoNoise, 0, false>(a, s);
-      case kExplicitNoise: return launch<T, Guided, kExplicitNoise, 0, false>(a, s);
-      case kPhiloxNoise:
-        step_philox_kernel<T, Guided><<<cuda::grid_for(a.n * ((a.D + 3) / 4)), 256, 0, s>>>(a);
-        GENCORE_CUDA_CHECK_LAUNCH("diffusion step (philox)");
-        return;
-      default: throw std::invalid_argument("diffusion_step: unknown noise mode");
-    }
+void launch(const StepArgs& a, cudaStream_t s) {
+  switch (a.noise_mode) {
+    case kNoNoise:
+      step_kernel<T, Guided, kNoNoise><<<cuda::grid_for(a.n * a.D), 256, 0, s>>>(a);
+      break;
+    case kExplicitNoise:
+      step_kernel<T, Guided, kExplicitNoise><<<cuda::grid_for(a.n * a.D), 256, 0, s>>>(a);
+      break;
+    case kPhiloxNoise:
+      step_philox_kernel<T, Guided><<<cuda::grid_for(a.n * ((a.D + 3) / 4)), 256, 0, s>>>(a);
+      break;
+    default: throw std::invalid_argument("diffusion_step: unknown noise mode");
   }
-  if (a.noise_mode != kNoNoise) throw std::invalid_argument("diffusion_step: noise is only supported without extras");
-  if (extras == 0 && aux) return launch<T, Guided, kNoNoise, 0, true>(a, s);
-  if (extras == 1 && !aux) return launch<T, Guided, kNoNoise, 1, false>(a, s);
-  if (extras == 2 && aux) return launch<T, Guided, kNoNoise, 2, true>(a, s);
-  throw std::invalid_argument("diffusion_step: unsupported combination of extra inputs and outputs");
+  GENCORE_CUDA_CHECK_LAUNCH("diffusion step");
 }
 
 template <typename T>
 void step_t(const StepArgs& a, cudaStream_t s) {
-  if (a.u) dispatch_kind<T, true>(a, s);
-  else dispatch_kind<T, false>(a, s);
+  if (a.u) launch<T, true>(a, s);
+  else launch<T, false>(a, s);
 }
 
 template <typename T, bool Philox>

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gencore
 import pytest
 import torch
+import gencore.diffusion as gd
+import term_oracle
 from _util import assert_close_to_ref
 from gencore.diffusion import (
     ddim_step,
@@ -18,9 +20,9 @@ from gencore.diffusion import (
     flow_match_euler_step,
     heun_step,
     make_schedule,
-    ops,
     q_sample,
 )
+from gencore.diffusion import ops
 
 pytestmark = pytest.mark.skipif(not gencore.info()["cpu_native"], reason="native extension not built")
 
@@ -45,40 +47,41 @@ def _coefs(kind: str, per_sample: bool, device):
     return {k: v[0] for k, v in table.items()}
 
 
-def _call(kind, x, m, co, extra, **kw):
-    """Run step ``kind``; ``extra`` holds the additional tensors (noise, derivative, ...)."""
+def _call(kind, x, m, co, extra, steps=gd, **kw):
+    """Run step ``kind`` of ``steps`` (gencore.diffusion, or the term-by-term oracle); ``extra``
+    holds the additional tensors (noise, derivative, ...)."""
     if kind == "ddim":
-        return ddim_step(x, m, co["at"], co["ap"], eta=0.6, noise=extra.get("noise"), seed=extra.get("seed"),
+        return steps.ddim_step(x, m, co["at"], co["ap"], eta=0.6, noise=extra.get("noise"), seed=extra.get("seed"),
                          stream=3, **kw)
     if kind == "ddim_clip":
-        return ddim_step(x, m, co["at"], co["ap"], clip_sample=1.5, use_clipped_model_output=True, **kw)
+        return steps.ddim_step(x, m, co["at"], co["ap"], clip_sample=1.5, use_clipped_model_output=True, **kw)
     if kind == "ddpm":
-        return ddpm_step(x, m, co["at"], co["ap"], noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
+        return steps.ddpm_step(x, m, co["at"], co["ap"], noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
     if kind == "ddpm_large":
-        return ddpm_step(x, m, co["at"], co["ap"], variance_type="fixed_large", clip_sample=2.0,
+        return steps.ddpm_step(x, m, co["at"], co["ap"], variance_type="fixed_large", clip_sample=2.0,
                          noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
     if kind == "euler":
-        return euler_step(x, m, co["sig"], co["sn"], s_churn=3.0, s_tmin=0.1, s_tmax=50.0, num_steps=10,
+        return steps.euler_step(x, m, co["sig"], co["sn"], s_churn=3.0, s_tmin=0.1, s_tmax=50.0, num_steps=10,
                           noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
     if kind == "euler_ancestral":
-        return euler_ancestral_step(x, m, co["sig"], co["sn"], eta=0.8, s_noise=1.1, noise=extra.get("noise"),
+        return steps.euler_ancestral_step(x, m, co["sig"], co["sn"], eta=0.8, s_noise=1.1, noise=extra.get("noise"),
                                     seed=extra.get("seed"), stream=3, **kw)
     if kind == "heun1":
-        return heun_step(x, m, co["sig"], co["sn"], **kw)
+        return steps.heun_step(x, m, co["sig"], co["sn"], **kw)
     if kind == "heun2":
-        return heun_step(x, m, co["sig"], co["sn"], stage=2, derivative=extra["e1"], original_sample=extra["e2"],
+        return steps.heun_step(x, m, co["sig"], co["sn"], stage=2, derivative=extra["e1"], original_sample=extra["e2"],
                          **kw)
     if kind == "dpmpp_2m_first":
-        return dpmpp_2m_step(x, m, co["sig"], co["sn"], **kw)
+        return steps.dpmpp_2m_step(x, m, co["sig"], co["sn"], **kw)
     if kind == "dpmpp_2m":
-        return dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"], **kw)
+        return steps.dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"], **kw)
     if kind == "dpmpp_2m_ve":
-        return dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"],
+        return steps.dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"],
                              parameterization="ve", **kw)
     if kind == "flow":
-        return flow_match_euler_step(x, m, co["fl"], co["fn"], **kw)
+        return steps.flow_match_euler_step(x, m, co["fl"], co["fn"], **kw)
     if kind == "flow_stochastic":
-        return flow_match_euler_step(x, m, co["fl"], co["fn"], stochastic=True, noise=extra.get("noise"),
+        return steps.flow_match_euler_step(x, m, co["fl"], co["fn"], stochastic=True, noise=extra.get("noise"),
                                      seed=extra.get("seed"), stream=3, **kw)
     raise AssertionError(kind)
 
@@ -115,7 +118,7 @@ def test_native_equals_reference_float64(kind, pred, per_sample, device, monkeyp
     for a, b in zip(nat, ref):
         assert a.dtype == torch.float64 and a.shape == b.shape
         scale = max(1.0, b.abs().max().item())
-        assert (a - b).abs().max().item() <= 1e-12 * scale
+        assert (a - b).abs().max().item() <= 1e-14 * scale
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -137,6 +140,45 @@ def test_native_low_precision_against_float64(kind, dtype, guided, device, monke
         assert a.dtype == dtype
         scale = max(1.0, r.abs().max().item())
         assert_close_to_ref(a, b, r, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pred", PREDS)
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("force_reference", [False, True])
+def test_solver_coefficients_equal_term_by_term_oracle(kind, pred, per_sample, force_reference, device,
+                                                       monkeypatch):
+    """Each solver's coefficient fold (on the kernels and on the PyTorch twin) against the step
+    written term by term as diffusers / k-diffusion write it, in float64."""
+    if force_reference:
+        monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
+    x, m, u, extra = _data(device, torch.float64, guided=True)
+    co = _coefs(kind, per_sample, device)
+    kw = {"uncond_output": u, "guidance_scale": 4.0, "prediction_type": pred}
+    got = _call(kind, x, m, co, extra, **kw)
+    want = _call(kind, x, m, co, extra, steps=term_oracle, **kw)
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float64 and a.shape == b.shape
+        scale = max(1.0, b.abs().max().item())
+        assert (a - b).abs().max().item() <= 1e-11 * scale
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_low_precision_against_float64_term_oracle(kind, dtype, device):
+    """Low precision against the float64 term-by-term oracle, within twice the error of the
+    term-by-term formulas in the same dtype."""
+    x, m, u, extra = _data(device, dtype, True)
+    co = _coefs(kind, False, device)
+    kw = {"prediction_type": "epsilon", "uncond_output": u, "guidance_scale": 3.0}
+    got = _call(kind, x, m, co, extra, **kw)
+    same = _call(kind, x, m, co, extra, steps=term_oracle, **kw)
+    up = lambda t: None if t is None else t.double()
+    ref64 = _call(kind, x.double(), m.double(), co, {k: up(v) for k, v in extra.items()}, steps=term_oracle,
+                  **dict(kw, uncond_output=u.double()))
+    for a, b, r in zip(got, same, ref64):
+        assert a.dtype == dtype
+        assert_close_to_ref(a, b, r, atol=1e-6 * max(1.0, r.abs().max().item()))
 
 
 @pytest.mark.parametrize("kind", sorted(NOISY))
@@ -253,15 +295,17 @@ def test_q_sample_gradcheck_native(device):
 
 def test_opcheck(device):
     x, m, u, extra = _data(device, torch.float32, True)
-    coef = [0.0, 1.2, -0.4, 0.0, 1.0, 0.0, 0.0, 0.9, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0]
-    rows = torch.rand(3, 14, dtype=torch.float64, device=device)
+    coef = [0.0, 1.2, -0.4, 0.0, 1.0, 0.0, 0.0, 0.9, 0.3, 0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0]
+    rows = torch.rand(3, 16, dtype=torch.float64, device=device)
+    h = [extra["e1"], extra["e2"], extra["noise"], x]
     cases = [
-        (x, m, u, extra["noise"], None, None, None, coef, 2.0, 1.5, 1, False, 0, 0, 0),
-        (x, m, None, None, None, None, rows, coef, 1.0, 0.0, 2, False, 5, 2, 7),
-        (x, m, None, None, extra["e1"], extra["e2"], None, coef, 1.0, 0.0, 0, True, 0, 0, 0),
+        (x, m, u, extra["noise"], [], None, coef, 2.0, 1.5, 1, False, 0, 0, 0),
+        (x, m, None, None, [], rows, coef, 1.0, 0.0, 2, False, 5, 2, 7),
+        (x, m, None, None, h[:2], None, coef, 1.0, 0.0, 0, True, 0, 0, 0),
+        (x, m, u, None, h, rows, coef, 2.0, 0.0, 2, True, 1, 4, 2),
     ]
     for args in cases:
-        torch.library.opcheck(ops.diffusion_step, args)
+        torch.library.opcheck(ops.affine_step_op, args)
     ab = torch.rand(3, 2, dtype=torch.float64, device=device)
     x0 = torch.randn(3, 5, dtype=torch.float64, device=device, requires_grad=True)
     torch.library.opcheck(ops.q_sample_op, (x0, ab, None, 3, 1, 0))

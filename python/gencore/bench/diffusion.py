@@ -12,12 +12,17 @@ and the bandwidth floor, in one run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
 import torch
 
+from gencore import diffusion as gd
 from gencore.bench.common import Section, copy_bandwidth, time_fn, time_with_faults, try_compile
-from gencore.diffusion.ops import reference_steps
+from gencore.diffusion import reference
+from gencore.diffusion.paths import EPSILON, FLOW_VELOCITY, VP
+from gencore.diffusion.solvers import ddim, ddpm, dpmpp_2m, euler, euler_ancestral, flow_match_euler, heun
 
 __all__ = ["ddim_section", "ddpm_section", "overhead_section", "run", "steps_section"]
 
@@ -29,6 +34,20 @@ GUIDANCE = 7.5
 def _tensors(shape, device, n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(shape, generator=g).to(device) for _ in range(n)]
+
+
+@contextlib.contextmanager
+def _fallback_path():
+    """The path users get without the extension (``GENCORE_FORCE_REFERENCE=1``) for the duration."""
+    old = os.environ.get("GENCORE_FORCE_REFERENCE")
+    os.environ["GENCORE_FORCE_REFERENCE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GENCORE_FORCE_REFERENCE"]
+        else:
+            os.environ["GENCORE_FORCE_REFERENCE"] = old
 
 
 def _diffusers():
@@ -52,28 +71,26 @@ def _compiled_time(fn, repeat, device):
 
 def ddim_section(quick: bool = False, device: str = "cpu", shape: tuple[int, ...] | None = None) -> Section:
     """Fused guided DDIM step vs diffusers + eager guidance, compiled reference and the floor."""
-    from gencore.diffusion import ddim_step, make_schedule, reference
-
     if shape is None:
         shape = (2, 3, 128, 128) if quick else (8, 3, 256, 256)
     repeat = 5 if quick else 25
     x, c, u, _ = _tensors(shape, device)
-    sched = make_schedule("linear")
+    sched = gd.make_schedule("linear")
     t, t_prev = 501, 481
     at, ap = sched.alpha_prod(t), sched.alpha_prod(t_prev)
 
     def native():
-        return ddim_step(x, c, at, ap, uncond_output=u, guidance_scale=GUIDANCE)
+        return gd.ddim_step(x, c, at, ap, uncond_output=u, guidance_scale=GUIDANCE)
 
     bufs = (torch.empty_like(x), torch.empty_like(x))
 
     def native_out():
-        return ddim_step(x, c, at, ap, uncond_output=u, guidance_scale=GUIDANCE, out=bufs)
+        return gd.ddim_step(x, c, at, ap, uncond_output=u, guidance_scale=GUIDANCE, out=bufs)
+
+    coef = ddim.coef(at, ap, eta=0.0, pred=EPSILON, eps_from_clipped=False)
 
     def ref():
-        return reference.ddim_step(x, c, at, ap, eta=0.0, uncond_output=u, guidance_scale=GUIDANCE,
-                                   prediction_type="epsilon", clip_sample=None, use_clipped_model_output=False,
-                                   noise=None, seed=None, stream=0, sample_offset=0)
+        return reference.affine_step(coef, x, c, uncond_output=u, guidance_scale=GUIDANCE)
 
     t_nat, nat_f = time_with_faults(native, repeat=repeat, device=device)
     t_out, out_f = time_with_faults(native_out, repeat=repeat, device=device)
@@ -119,30 +136,28 @@ def ddim_section(quick: bool = False, device: str = "cpu", shape: tuple[int, ...
 
 def ddpm_section(quick: bool = False, device: str = "cpu") -> Section:
     """Fused DDPM step with in-kernel noise vs DDPMScheduler.step (randn_tensor noise)."""
-    from gencore.diffusion import ddpm_step, make_schedule, reference
-
     shape = (2, 3, 128, 128) if quick else (8, 3, 256, 256)
     repeat = 5 if quick else 25
     x, c, _, z = _tensors(shape, device)
-    sched = make_schedule("linear")
+    sched = gd.make_schedule("linear")
     t, t_prev = 500, 499
     at, ap = sched.alpha_prod(t), sched.alpha_prod(t_prev)
 
     def native():
-        return ddpm_step(x, c, at, ap, seed=0, stream=t)
+        return gd.ddpm_step(x, c, at, ap, seed=0, stream=t)
 
     def native_explicit():
-        return ddpm_step(x, c, at, ap, noise=z)
+        return gd.ddpm_step(x, c, at, ap, noise=z)
 
     bufs = (torch.empty_like(x), torch.empty_like(x))
 
     def native_out():
-        return ddpm_step(x, c, at, ap, seed=0, stream=t, out=bufs)
+        return gd.ddpm_step(x, c, at, ap, seed=0, stream=t, out=bufs)
+
+    coef = ddpm.coef(at, ap, pred=EPSILON, variance_type="fixed_small", add_noise=True)
 
     def ref():
-        return reference.ddpm_step(x, c, at, ap, variance_type="fixed_small", uncond_output=None,
-                                   guidance_scale=1.0, prediction_type="epsilon", clip_sample=None, add_noise=True,
-                                   noise=None, seed=0, stream=t, sample_offset=0)
+        return reference.affine_step(coef, x, c, seed=0, stream=t)
 
     t_nat, nat_f = time_with_faults(native, repeat=repeat, device=device)
     t_out, out_f = time_with_faults(native_out, repeat=repeat, device=device)
@@ -182,40 +197,45 @@ def ddpm_section(quick: bool = False, device: str = "cpu") -> Section:
 
 
 def steps_section(quick: bool = False, device: str = "cpu") -> Section:
-    """Every fused step at the benchmark size, native vs eager reference."""
-    from gencore import diffusion as gd
-
+    """Every fused step at the benchmark size, native vs the eager PyTorch twin of the fused op
+    with the solver's coefficients."""
     shape = (2, 3, 128, 128) if quick else (8, 3, 256, 256)
     repeat = 5 if quick else 15
     x, c, u, z = _tensors(shape, device)
     s = gd.make_schedule("scaled_linear", 1000, 0.00085, 0.012)
     sg, sn, sp = float(s.sigmas[601]), float(s.sigmas[401]), float(s.sigmas[801])
     g = {"uncond_output": u, "guidance_scale": GUIDANCE}
-    cases = [
-        ("ddim (eta=1, in-kernel noise)", lambda: gd.ddim_step(x, c, 0.3, 0.5, eta=1.0, seed=0, **g)),
-        ("euler", lambda: gd.euler_step(x, c, sg, sn, **g)),
-        ("euler (s_churn, in-kernel noise)", lambda: gd.euler_step(x, c, sg, sn, s_churn=1.0, num_steps=20,
-                                                                   seed=0, **g)),
-        ("euler_ancestral (in-kernel noise)", lambda: gd.euler_ancestral_step(x, c, sg, sn, seed=0, **g)),
-        ("heun stage 2", lambda: gd.heun_step(x, c, sg, sn, stage=2, derivative=z, original_sample=x, **g)),
-        ("dpmpp_2m (second order)", lambda: gd.dpmpp_2m_step(x, c, sg, sn, prev_x0=z, sigma_prev=sp, **g)),
-        ("flow_match_euler", lambda: gd.flow_match_euler_step(x, c, 0.6, 0.5, **g)),
+    noisy = dict(g, seed=0)
+    gamma = euler.churn_gamma(1.0, 20, sg)
+    cases = [  # (name, public step, its coefficients, the fused op's other arguments)
+        ("ddim (eta=1, in-kernel noise)", lambda: gd.ddim_step(x, c, 0.3, 0.5, eta=1.0, **noisy),
+         ddim.coef(0.3, 0.5, eta=1.0, pred=EPSILON, eps_from_clipped=False), noisy),
+        ("euler", lambda: gd.euler_step(x, c, sg, sn, **g), euler.coef(sg, sn, pred=EPSILON), g),
+        ("euler (s_churn, in-kernel noise)", lambda: gd.euler_step(x, c, sg, sn, s_churn=1.0, num_steps=20, **noisy),
+         euler.coef(sg, sn, pred=EPSILON, gamma=gamma, churn=True), noisy),
+        ("euler_ancestral (in-kernel noise)", lambda: gd.euler_ancestral_step(x, c, sg, sn, **noisy),
+         euler_ancestral.coef(sg, sn, pred=EPSILON, eta=1.0, s_noise=1.0, noisy=True), noisy),
+        ("heun stage 2", lambda: gd.heun_step(x, c, sg, sn, stage=2, derivative=z, original_sample=x, **g),
+         heun.coef(sg, sn, pred=EPSILON, stage=2), dict(g, history=(z, x), want_aux=True)),
+        ("dpmpp_2m (second order)", lambda: gd.dpmpp_2m_step(x, c, sg, sn, prev_x0=z, sigma_prev=sp, **g),
+         dpmpp_2m.coef(sg, sn, pred=EPSILON, space=VP, sigma_prev=sp), dict(g, history=(z,))),
+        ("flow_match_euler", lambda: gd.flow_match_euler_step(x, c, 0.6, 0.5, **g),
+         flow_match_euler.coef(0.6, 0.5, pred=FLOW_VELOCITY, clipped=False, stochastic=False), g),
     ]
     sec = Section(f"Diffusion: fused guided steps {tuple(shape)} fp32 on {device}",
                   ["step", "native ms", "reference ms", "reference/native"])
-    for name, fn in cases:
+    for name, fn, coef, kw in cases:
         t_nat = time_fn(fn, repeat=repeat, device=device)
-        with reference_steps():
-            t_ref = time_fn(fn, repeat=repeat, device=device)
+        t_ref = time_fn(lambda coef=coef, kw=kw: reference.affine_step(coef, x, c, **kw), repeat=repeat,
+                        device=device)
         sec.add(name, t_nat * 1e3, t_ref * 1e3, t_ref / t_nat)
-    sec.notes.append("Reference: the eager PyTorch step (noise drawn by gencore.randn, as the kernel draws it).")
+    sec.notes.append("Reference: the eager PyTorch twin of the fused op (gencore.diffusion.reference.affine_step) "
+                     "with the solver's coefficients; noise drawn by gencore.randn, as the kernel draws it.")
     return sec
 
 
 def overhead_section(quick: bool = False, device: str = "cpu") -> Section:
     """Per-call time at a tiny size, where Python and dispatch overhead dominate."""
-    from gencore import diffusion as gd
-
     shape = (1, 4, 8, 8)
     repeat = 50 if quick else 300
     x, c, u, _ = _tensors(shape, device)
@@ -253,12 +273,13 @@ def overhead_section(quick: bool = False, device: str = "cpu") -> Section:
                   ["step", "gencore us", "gencore reference us", "diffusers us", "diffusers/gencore"])
     for name, fn in rows:
         t_nat = time_fn(fn, warmup=20, repeat=repeat, device=device)
-        with reference_steps():
+        with _fallback_path():
             t_ref = time_fn(fn, warmup=20, repeat=repeat, device=device)
         t_d = time_fn(dif[name], warmup=20, repeat=repeat, device=device) if name in dif else float("nan")
         sec.add(name, t_nat * 1e6, t_ref * 1e6, t_d * 1e6, t_d / t_nat)
     sec.notes.append("Medians of single calls; gencore's eager path calls the kernel directly (the custom op "
-                     "is used under torch.compile).")
+                     "is used under torch.compile); the reference column is the whole fallback path "
+                     "(GENCORE_FORCE_REFERENCE=1: the PyTorch twin, noise from the pure-PyTorch Philox).")
     return sec
 
 

@@ -2,14 +2,19 @@
 
 - :mod:`~gencore.diffusion.schedules`: ``make_schedule`` (diffusers' beta schedules, float64),
   ``karras_sigmas``, ``timesteps`` (diffusers' spacings), ``interp_sigmas``;
-- :mod:`~gencore.diffusion.steps`: pure step functions (DDPM, DDIM, Euler, Euler ancestral,
-  Heun, DPM-Solver++ 2M, flow-matching Euler) with classifier-free guidance fused in, and
-  ``q_sample``;
+- :mod:`~gencore.diffusion.paths`: noising paths (VP, VE, flow) and prediction types;
+- :mod:`~gencore.diffusion.solvers`: one module per solver (DDPM, DDIM, Euler, Euler ancestral,
+  Heun, DPM-Solver++ 2M, flow-matching Euler): its coefficients and its public step, with
+  classifier-free guidance fused in;
+- :mod:`~gencore.diffusion.ops`: ``affine_step``, the one fused op every step runs
+  (:class:`Coef`), and ``q_sample``'s op;
 - :mod:`~gencore.diffusion.reference`: the pure-PyTorch twins of the fused ops.
 """
 
 from __future__ import annotations
 
+from gencore.diffusion.coef import Coef
+from gencore.diffusion.ops import affine_step
 from gencore.diffusion.schedules import (
     Schedule,
     interp_sigmas,
@@ -30,7 +35,9 @@ from gencore.diffusion.steps import (
 )
 
 __all__ = [
+    "Coef",
     "Schedule",
+    "affine_step",
     "ddim_step",
     "ddpm_step",
     "dpmpp_2m_lower_order",

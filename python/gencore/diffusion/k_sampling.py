@@ -15,6 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from tqdm.auto import trange
+
+from gencore.diffusion.schedules import karras_sigmas
+from gencore.diffusion.solvers import (
+    churn_gamma,
+    dpmpp_2m_step,
+    euler_ancestral_step,
+    euler_step,
+    flow_match_euler_step,
+    heun_step,
+)
+from gencore.rng import randn
 
 __all__ = [
     "get_sigmas_karras",
@@ -27,8 +39,6 @@ __all__ = [
 
 
 def _trange(n: int, disable):
-    from tqdm.auto import trange
-
     return trange(n, disable=disable)
 
 
@@ -50,8 +60,6 @@ def _sigma_tensor(sigmas, i: int, n: int, like: torch.Tensor) -> torch.Tensor:
 def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, device="cpu") -> torch.Tensor:
     """Constructs the noise schedule of Karras et al. (2022), eq. 5 (k-diffusion's signature and
     float32 result; values from :func:`gencore.diffusion.karras_sigmas` in float64)."""
-    from gencore.diffusion import karras_sigmas
-
     return karras_sigmas(n, sigma_min, sigma_max, rho).to(torch.float32).to(device)
 
 
@@ -65,14 +73,12 @@ def _churn_denoise(model, x, sigmas, sig, i, extra_args, callback, s_churn, s_tm
                    sample_offset):
     """Karras' churn (raise sigma to sigma_hat, adding noise) and the denoiser call of step i, as
     k-diffusion's sample_euler and sample_heun do it; returns (x_hat, sigma_hat, denoised)."""
-    gamma = min(s_churn / (len(sig) - 1), 2**0.5 - 1) if s_tmin <= sig[i] <= s_tmax else 0.0
+    gamma = churn_gamma(s_churn, len(sig) - 1, sig[i], s_tmin, s_tmax)
     # k-diffusion draws this noise every step, used or not: keep its RNG stream in step.
     eps = _noise(x, seed, i, sample_offset)
     sigma_hat = sig[i] * (gamma + 1)
     if gamma > 0:
         if eps is None:
-            from gencore.rng import randn
-
             eps = randn(x.shape, seed=seed, stream=i, sample_offset=sample_offset, dtype=x.dtype, device=x.device)
         x = x + eps * (s_noise * (sigma_hat**2 - sig[i] ** 2) ** 0.5)
     s_hat = _sigma_tensor(sigmas, i, x.shape[0], x)
@@ -110,7 +116,6 @@ def sample_euler(model: Callable, x: torch.Tensor, sigmas, extra_args=None, call
         tensor([[0., 0., 0.],
                 [0., 0., 0.]])
     """
-    from gencore.diffusion import euler_step
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)
@@ -130,7 +135,6 @@ def sample_euler_ancestral(model: Callable, x: torch.Tensor, sigmas, extra_args=
     ``noise_sampler(sigma, sigma_next)`` supplies the noise (default ``torch.randn_like``);
     with ``seed=`` the noise is drawn in-kernel under the noise contract (``stream = i``).
     """
-    from gencore.diffusion import euler_ancestral_step
 
     extra_args = {} if extra_args is None else extra_args
     if noise_sampler is None and seed is None:
@@ -159,7 +163,6 @@ def sample_heun(model: Callable, x: torch.Tensor, sigmas, extra_args=None, callb
                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
                 *, seed: int | None = None, sample_offset: int = 0) -> torch.Tensor:
     """Implements Algorithm 2 (Heun steps) from Karras et al. (2022); Euler on the last step."""
-    from gencore.diffusion import euler_step, heun_step
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)
@@ -181,7 +184,6 @@ def sample_heun(model: Callable, x: torch.Tensor, sigmas, extra_args=None, callb
 def sample_dpmpp_2m(model: Callable, x: torch.Tensor, sigmas, extra_args=None, callback=None,
                     disable=None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al., 2022), k-diffusion's ``sample_dpmpp_2m``."""
-    from gencore.diffusion import dpmpp_2m_step
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)
@@ -211,7 +213,6 @@ def sample_flow_match_euler(model: Callable, x: torch.Tensor, sigmas, extra_args
         >>> sample_flow_match_euler(velocity, torch.ones(1, 2), torch.tensor([1.0, 0.0]), disable=True)
         tensor([[0., 0.]])
     """
-    from gencore.diffusion import flow_match_euler_step
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)

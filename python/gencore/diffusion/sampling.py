@@ -28,19 +28,31 @@ import numbers
 from collections.abc import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
+
+from gencore.diffusion.paths import EPSILON, SAMPLE, V_PREDICTION
+from gencore.diffusion.schedules import SPACINGS, Schedule, interp_sigmas, make_schedule, timesteps
+from gencore.diffusion.solvers import (
+    ddim_step,
+    ddpm_step,
+    dpmpp_2m_lower_order,
+    dpmpp_2m_step,
+    euler_ancestral_step,
+    euler_step,
+    heun_step,
+)
+from gencore.rng import randn
 
 __all__ = ["INIT_NOISE_STREAM", "SAMPLERS", "sample"]
 
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral", "heun", "dpmpp_2m")
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+PREDICTION_TYPES = tuple(p.name for p in (EPSILON, V_PREDICTION, SAMPLE))
 INIT_NOISE_STREAM = 2**32 - 1
 
 
 def _tqdm(iterable, disable: bool, desc: str):
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, disable=disable, desc=desc, leave=False)
 
 
@@ -77,8 +89,6 @@ class _Model:
 
 
 def _check_args(sampler, steps, schedule, guidance_scale, uncond, eta, prediction_type, timestep_spacing, shape):
-    from gencore.diffusion.schedules import SPACINGS
-
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
     if prediction_type not in PREDICTION_TYPES:
@@ -141,18 +151,13 @@ def sample(model: Callable[..., torch.Tensor], shape: Sequence[int], *, sampler:
         >>> x.shape
         torch.Size([16, 2])
     """
-    from gencore.diffusion import make_schedule
-    from gencore.diffusion import schedules as sch
-
     if schedule is None:
         schedule = make_schedule("linear")
-    if not isinstance(schedule, sch.Schedule):
+    if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a Schedule from make_schedule, got {type(schedule).__name__}")
     shape = tuple(shape) if isinstance(shape, (list, tuple, torch.Size)) else shape
     _check_args(sampler, steps, schedule, guidance_scale, uncond, eta, prediction_type, timestep_spacing, shape)
     if init_noise is None:
-        from gencore.rng import randn
-
         x = randn(shape, seed=seed, stream=INIT_NOISE_STREAM, sample_offset=sample_offset, device=device,
                   dtype=dtype)
     else:
@@ -176,8 +181,6 @@ def sample(model: Callable[..., torch.Tensor], shape: Sequence[int], *, sampler:
 
 
 def _vp_loop(sampler, net, x, schedule, steps, spacing, eta, kw, noise_kw, disable):
-    from gencore.diffusion import ddim_step, ddpm_step, timesteps
-
     ts = timesteps(schedule, steps, spacing).tolist()
     for i in _tqdm(range(len(ts)), disable, sampler):
         t = ts[i]
@@ -192,16 +195,12 @@ def _vp_loop(sampler, net, x, schedule, steps, spacing, eta, kw, noise_kw, disab
 
 
 def _sigmas(schedule, steps, spacing):
-    from gencore.diffusion import interp_sigmas, timesteps
-
     ts = timesteps(schedule, steps, spacing, integer=False)
     sig = interp_sigmas(schedule, ts).tolist() + [0.0]
     return ts.tolist(), sig
 
 
 def _sigma_loop(sampler, net, x, schedule, steps, spacing, eta, kw, noise_kw, disable):
-    from gencore.diffusion import euler_ancestral_step, euler_step, heun_step
-
     ts, sig = _sigmas(schedule, steps, spacing)
     init = sig[0] if spacing in ("linspace", "trailing") else (sig[0] ** 2 + 1) ** 0.5
     x = x * init
@@ -226,13 +225,11 @@ def _sigma_loop(sampler, net, x, schedule, steps, spacing, eta, kw, noise_kw, di
 
 
 def _dpmpp_2m_loop(net, x, schedule, steps, spacing, kw, disable):
-    from gencore.diffusion import dpmpp_2m_step
-
     ts, sig = _sigmas(schedule, steps, spacing)
     prev_x0 = None
     for i in _tqdm(range(len(ts)), disable, "dpmpp_2m"):
         out, un = net(x, ts[i])
-        lower = prev_x0 is None or (i == len(ts) - 1 and len(ts) < 15)
+        lower = prev_x0 is None or dpmpp_2m_lower_order(i, len(ts))
         x, x0 = dpmpp_2m_step(x, out, sig[i], sig[i + 1], prev_x0=prev_x0, sigma_prev=sig[i - 1] if i else None,
                               lower_order=lower, parameterization="vp", uncond_output=un, **kw)
         prev_x0 = x0
