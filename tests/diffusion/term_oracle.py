@@ -296,6 +296,41 @@ def dpmpp_2m_step(sample, model_output, sigma, sigma_next, *, prev_x0=None, sigm
     return prev.to(sample.dtype), x0.to(sample.dtype)
 
 
+def dpmpp_2m_sde_step(sample, model_output, sigma, sigma_next, *, prev_x0=None, sigma_prev=None, eta=1.0,
+                      s_noise=1.0, solver_type="midpoint", parameterization="vp", uncond_output=None,
+                      guidance_scale=1.0, prediction_type="epsilon", clip_sample=None, noise=None, seed=None,
+                      stream=0, sample_offset=0):
+    """Reference DPM-Solver++(2M) SDE step, k-diffusion's ``sample_dpmpp_2m_sde`` update written for
+    x = alpha x_0 + sigma eps (diffusers' ``sde-dpmsolver++`` at eta = 1)."""
+    acc = acc_dtype(sample.dtype)
+    x = sample.to(acc)
+    m = guided(model_output, uncond_output, guidance_scale, acc)
+    a_s, st_s = space_coeffs(sigma, parameterization)
+    x0 = _clip(x0_from_output(prediction_type, x, m, a_s, st_s), clip_sample)
+    if not _t(sigma_next) and sigma_next == 0:
+        return x0.to(sample.dtype), x0.to(sample.dtype)
+    a_t, st_t = space_coeffs(sigma_next, parameterization)
+    lam_s, lam_t = _log(a_s) - _log(st_s), _log(a_t) - _log(st_t)
+    h = lam_t - lam_s
+    eta_h = eta * h
+    g = -_expm1(-h - eta_h)
+    decay = torch.exp(-eta_h) if _t(eta_h) else math.exp(-eta_h)
+    prev = _bc(st_t / st_s * decay, x) * x + _bc(a_t * g, x) * x0
+    if prev_x0 is not None:
+        a_p, st_p = space_coeffs(sigma_prev, parameterization)
+        r = (lam_s - (_log(a_p) - _log(st_p))) / h
+        if solver_type == "heun":
+            prev = prev + _bc(a_t * (g / (-h - eta_h) + 1.0) / r, x) * (x0 - prev_x0.to(acc))
+        else:
+            prev = prev + _bc(0.5 * a_t * g / r, x) * (x0 - prev_x0.to(acc))
+    if eta > 0:
+        z = draw_noise(x, noise, seed, stream, sample_offset, acc)
+        prev = prev + _bc(st_t * _sqrt(-_expm1(-2.0 * eta_h)) * s_noise, x) * z
+    if _t(sigma_next):
+        prev = torch.where(_bc(sigma_next, x) == 0, x0, prev)
+    return prev.to(sample.dtype), x0.to(sample.dtype)
+
+
 def flow_match_euler_step(sample, model_output, sigma, sigma_next, *, uncond_output=None, guidance_scale=1.0,
                           prediction_type="flow", clip_sample=None, stochastic=False, noise=None, seed=None,
                           stream=0, sample_offset=0):

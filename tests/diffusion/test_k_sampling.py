@@ -82,6 +82,33 @@ def test_signature_and_callback_match_k_diffusion(name):
         torch.testing.assert_close(g["denoised"], w["denoised"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"eta": 0.5, "s_noise": 0.9}, {"solver_type": "heun"}, {"eta": 0.0}])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dpmpp_2m_sde_matches_k_diffusion(kwargs, dtype):
+    """Both loops take their noise from the same sampler (k-diffusion's default is a torchsde
+    Brownian tree)."""
+    ks = k_sampling()
+    sig = ks.get_sigmas_karras(12, 0.03, 80.0).to(dtype)
+    x = (torch.randn(32, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 80.0).to(dtype)
+    noise = torch.randn(len(sig), 32, D, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(dtype)
+
+    def noise_sampler(sigma, sigma_next):
+        return noise[(sig == sigma).nonzero().item()]
+
+    a = ks.sample_dpmpp_2m_sde(GM.sigma_denoiser(), x, sig, disable=True, noise_sampler=noise_sampler, **kwargs)
+    b = ours.sample_dpmpp_2m_sde(GM.sigma_denoiser(), x, sig, disable=True, noise_sampler=noise_sampler, **kwargs)
+    torch.testing.assert_close(b, a, rtol=1e-10 if dtype == torch.float64 else 2e-5,
+                               atol=1e-10 if dtype == torch.float64 else 2e-4)
+
+
+def test_dpmpp_2m_sde_eta_zero_is_dpmpp_2m():
+    sig = ours.get_sigmas_karras(10, 0.05, 20.0).double()
+    x = torch.randn(6, D, dtype=torch.float64) * 20
+    a = ours.sample_dpmpp_2m_sde(GM.sigma_denoiser(), x, sig, disable=True, eta=0.0)
+    b = ours.sample_dpmpp_2m(GM.sigma_denoiser(), x, sig, disable=True)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_get_sigmas_karras_matches():
     ks = k_sampling()
     for n, lo, hi in [(5, 0.1, 10.0), (30, 0.0292, 14.6)]:
@@ -90,11 +117,11 @@ def test_get_sigmas_karras_matches():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("name", ["sample_euler", "sample_euler_ancestral", "sample_heun"])
+@pytest.mark.parametrize("name", ["sample_euler", "sample_euler_ancestral", "sample_heun", "sample_dpmpp_2m_sde"])
 def test_counter_based_noise_is_batch_invariant(name):
     sig = ours.get_sigmas_karras(6, 0.05, 20.0).double()
     x = torch.randn(10, D, dtype=torch.float64) * 20
-    kw = {"s_churn": 1.0} if name != "sample_euler_ancestral" else {}
+    kw = {"s_churn": 1.0} if name in ("sample_euler", "sample_heun") else {}
     fn = getattr(ours, name)
     full = fn(GM.sigma_denoiser(), x, sig, disable=True, seed=3, **kw)
     part = fn(GM.sigma_denoiser(), x[4:7], sig, disable=True, seed=3, sample_offset=4, **kw)

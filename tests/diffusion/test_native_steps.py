@@ -37,7 +37,7 @@ def _coefs(kind: str, per_sample: bool, device):
     a_t = [SCHED.alpha_prod(t) for t in ts]
     a_p = [SCHED.alpha_prod(t - 60) for t in ts]
     sig = [float(SCHED.sigmas[t]) for t in ts]
-    sn = [float(SCHED.sigmas[t - 60]) for t in ts]
+    sn = [float(SCHED.sigmas[max(t - 60, 0)]) for t in ts]
     sp = [float(SCHED.sigmas[t + 60]) for t in ts]
     fl = [0.9, 0.55, 0.2]
     fn = [0.7, 0.3, 0.0]
@@ -78,6 +78,13 @@ def _call(kind, x, m, co, extra, steps=gd, **kw):
     if kind == "dpmpp_2m_ve":
         return steps.dpmpp_2m_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"],
                              parameterization="ve", **kw)
+    if kind == "dpmpp_2m_sde":
+        return steps.dpmpp_2m_sde_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"], eta=0.7,
+                                       noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
+    if kind == "dpmpp_2m_sde_heun_ve":
+        return steps.dpmpp_2m_sde_step(x, m, co["sig"], co["sn"], prev_x0=extra["e1"], sigma_prev=co["sp"],
+                                       solver_type="heun", parameterization="ve", noise=extra.get("noise"),
+                                       seed=extra.get("seed"), stream=3, **kw)
     if kind == "flow":
         return steps.flow_match_euler_step(x, m, co["fl"], co["fn"], **kw)
     if kind == "flow_stochastic":
@@ -87,8 +94,10 @@ def _call(kind, x, m, co, extra, steps=gd, **kw):
 
 
 KINDS = ["ddim", "ddim_clip", "ddpm", "ddpm_large", "euler", "euler_ancestral", "heun1", "heun2",
-         "dpmpp_2m_first", "dpmpp_2m", "dpmpp_2m_ve", "flow", "flow_stochastic"]
-NOISY = {"ddim", "ddpm", "ddpm_large", "euler", "euler_ancestral", "flow_stochastic"}
+         "dpmpp_2m_first", "dpmpp_2m", "dpmpp_2m_ve", "dpmpp_2m_sde", "dpmpp_2m_sde_heun_ve", "flow",
+         "flow_stochastic"]
+NOISY = {"ddim", "ddpm", "ddpm_large", "euler", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_2m_sde_heun_ve",
+         "flow_stochastic"}
 
 
 def _data(device, dtype, guided, seed=0):
@@ -188,7 +197,7 @@ def test_in_kernel_noise_is_gencore_randn(kind, dtype, device):
     co = _coefs(kind, False, device)
     z = gencore.randn(SHAPE, seed=11, stream=3, sample_offset=5, dtype=dtype, device=device)
     seeded = _seeded(kind, x, m, co, seed=11, sample_offset=5)
-    explicit = _call(kind, x, m, co, {"noise": z})
+    explicit = _call(kind, x, m, co, {"noise": z, "e1": m})
     for s, e in zip(seeded, explicit):
         assert torch.equal(s, e)
     # the noise of sample i does not depend on the batch it is drawn in
@@ -197,22 +206,7 @@ def test_in_kernel_noise_is_gencore_randn(kind, dtype, device):
 
 
 def _seeded(kind, x, m, co, seed, sample_offset):
-    if kind == "ddim":
-        return ddim_step(x, m, co["at"], co["ap"], eta=0.6, seed=seed, stream=3, sample_offset=sample_offset)
-    if kind == "ddpm":
-        return ddpm_step(x, m, co["at"], co["ap"], seed=seed, stream=3, sample_offset=sample_offset)
-    if kind == "ddpm_large":
-        return ddpm_step(x, m, co["at"], co["ap"], variance_type="fixed_large", clip_sample=2.0, seed=seed, stream=3,
-                         sample_offset=sample_offset)
-    if kind == "euler":
-        return euler_step(x, m, co["sig"], co["sn"], s_churn=3.0, s_tmin=0.1, s_tmax=50.0, num_steps=10, seed=seed,
-                          stream=3, sample_offset=sample_offset)
-    if kind == "euler_ancestral":
-        return euler_ancestral_step(x, m, co["sig"], co["sn"], eta=0.8, s_noise=1.1, seed=seed, stream=3,
-                                    sample_offset=sample_offset)
-    assert kind == "flow_stochastic"
-    return flow_match_euler_step(x, m, co["fl"], co["fn"], stochastic=True, seed=seed, stream=3,
-                                 sample_offset=sample_offset)
+    return _call(kind, x, m, co, {"seed": seed, "e1": m}, sample_offset=sample_offset)
 
 
 def test_seeded_low_precision_noise_is_float32_noise(device):

@@ -22,35 +22,18 @@ from gencore.diffusion.schedules import (
     make_schedule,
     timesteps,
 )
-from gencore.diffusion.steps import (
-    ddim_step,
-    ddpm_step,
-    dpmpp_2m_lower_order,
-    dpmpp_2m_step,
-    euler_ancestral_step,
-    euler_step,
-    flow_match_euler_step,
-    heun_step,
-    q_sample,
-)
+from gencore.diffusion import steps
+from gencore.diffusion.steps import *  # noqa: F403 - the public step functions
 
 __all__ = [
     "Coef",
     "Schedule",
     "affine_step",
-    "ddim_step",
-    "ddpm_step",
-    "dpmpp_2m_lower_order",
-    "dpmpp_2m_step",
-    "euler_ancestral_step",
-    "euler_step",
-    "flow_match_euler_step",
-    "heun_step",
     "interp_sigmas",
     "karras_sigmas",
     "make_schedule",
-    "q_sample",
     "timesteps",
+    *steps.__all__,
 ]
 
 from gencore.diffusion.gmm import GaussianMixture  # noqa: E402
@@ -61,6 +44,7 @@ from gencore.diffusion.guidance import (  # noqa: E402
 )
 from gencore.diffusion.k_sampling import (  # noqa: E402
     sample_dpmpp_2m,
+    sample_dpmpp_2m_sde,
     sample_euler,
     sample_euler_ancestral,
     sample_flow_match_euler,
@@ -76,6 +60,7 @@ __all__ += [
     "sample_euler_ancestral",
     "sample_heun",
     "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde",
     "sample_flow_match_euler",
     "classifier_log_prob_grad",
     "classifier_guided_model",

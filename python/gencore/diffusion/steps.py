@@ -1,32 +1,13 @@
-"""The public step functions, one per solver (:mod:`gencore.diffusion.solvers`, where the calling
-convention they share is described), and the forward-noising ``q_sample``."""
+"""The public step functions, one per solver (:mod:`gencore.diffusion.solvers`, which describes the
+calling convention they share), and the forward-noising ``q_sample``."""
 
 from __future__ import annotations
 
 from gencore.diffusion.forward import q_sample
 from gencore.diffusion.paths import PREDICTIONS
-from gencore.diffusion.solvers import (
-    ddim_step,
-    ddpm_step,
-    dpmpp_2m_lower_order,
-    dpmpp_2m_step,
-    euler_ancestral_step,
-    euler_step,
-    flow_match_euler_step,
-    heun_step,
-)
+from gencore.diffusion.solvers import *  # noqa: F403 - every solver's public names
+from gencore.diffusion.solvers import __all__ as _solver_names
 
-__all__ = [
-    "PREDICTION_TYPES",
-    "ddim_step",
-    "ddpm_step",
-    "dpmpp_2m_lower_order",
-    "dpmpp_2m_step",
-    "euler_ancestral_step",
-    "euler_step",
-    "flow_match_euler_step",
-    "heun_step",
-    "q_sample",
-]
+__all__ = ["PREDICTION_TYPES", "q_sample", *_solver_names]
 
 PREDICTION_TYPES = tuple(PREDICTIONS)

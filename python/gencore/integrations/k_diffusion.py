@@ -21,6 +21,7 @@ import torch
 from gencore.diffusion.k_sampling import (
     get_sigmas_karras,
     sample_dpmpp_2m,
+    sample_dpmpp_2m_sde,
     sample_euler,
     sample_euler_ancestral,
     sample_flow_match_euler,
@@ -31,6 +32,7 @@ __all__ = [
     "append_zero",
     "get_sigmas_karras",
     "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde",
     "sample_euler",
     "sample_euler_ancestral",
     "sample_flow_match_euler",

@@ -41,6 +41,7 @@ from __future__ import annotations
 from gencore.diffusion.solvers.ddim import ddim_step
 from gencore.diffusion.solvers.ddpm import ddpm_step, ddpm_variance
 from gencore.diffusion.solvers.dpmpp_2m import dpmpp_2m_lower_order, dpmpp_2m_step
+from gencore.diffusion.solvers.dpmpp_2m_sde import dpmpp_2m_sde_step
 from gencore.diffusion.solvers.euler import churn_gamma, euler_step
 from gencore.diffusion.solvers.euler_ancestral import ancestral_sigmas, euler_ancestral_step
 from gencore.diffusion.solvers.flow_match_euler import flow_match_euler_step
@@ -53,6 +54,7 @@ __all__ = [
     "ddpm_step",
     "ddpm_variance",
     "dpmpp_2m_lower_order",
+    "dpmpp_2m_sde_step",
     "dpmpp_2m_step",
     "euler_ancestral_step",
     "euler_step",

@@ -13,16 +13,21 @@ from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
 from gencore.diffusion.paths import Path, Prediction, expm1, path
 
-__all__ = ["coef", "dpmpp_2m_lower_order", "dpmpp_2m_step"]
+__all__ = ["coef", "dpmpp_2m_lower_order", "dpmpp_2m_step", "final_step"]
 
 
-def _final(sigma_next, v, at_zero: float):
-    """``v``, replaced by ``at_zero`` for the samples whose sigma_next is 0 (per-sample sigmas)."""
+def final_step(sigma_next, **fields) -> Coef:
+    """The step's coefficients, where per-sample ``sigma_next`` is 0 replaced by the final
+    denoising step x_next = x_0 (x_0's own fields ``ax``, ``am`` are kept)."""
     if not isinstance(sigma_next, torch.Tensor):
-        return v
-    if not isinstance(v, torch.Tensor):
-        v = torch.full_like(sigma_next, v)
-    return torch.where(sigma_next == 0, at_zero, v)
+        return Coef(**fields)
+    last = sigma_next == 0
+    keep = {"ax", "am"}
+    for name, v in fields.items():
+        if name not in keep:
+            fields[name] = torch.where(last, 1.0 if name == "p0" else 0.0,
+                                       v if isinstance(v, torch.Tensor) else torch.full_like(sigma_next, v))
+    return Coef(**fields)
 
 
 def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None) -> Coef:
@@ -42,8 +47,7 @@ def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None) -
     if sigma_prev is not None:
         half_ratio = 0.5 * h / (lam_s - space.log_snr(sigma_prev))  # 1 / (2 r) with r = h_prev / h
         p0, p1 = cd * (1.0 + half_ratio), -cd * half_ratio
-    return Coef(ax=ax, am=am, px=_final(sigma_next, cx, 0.0), p0=_final(sigma_next, p0, 1.0),
-                p1=_final(sigma_next, p1, 0.0) if sigma_prev is not None else 0.0)
+    return final_step(sigma_next, ax=ax, am=am, px=cx, p0=p0, p1=p1)
 
 
 def dpmpp_2m_lower_order(step_index: int, num_steps: int, *, lower_order_final: bool = True,
