@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gencore.checkpoint import atomic_write_bytes
+
 __all__ = ["image_grid", "save_png"]
 
 
@@ -46,7 +48,6 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     """Writes a uint8 array as PNG via a temporary file and a rename."""
     from PIL import Image
 
-    from gencore.checkpoint import atomic_write_bytes
 
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from gencore._validate import check_choice, check_index, check_seed
+from gencore.rng import rand
 
 __all__ = [
     "IMAGE_SHAPE",
@@ -121,8 +122,6 @@ def load_digits(split: str = "train", *, scale: str = "unit", dequantize: bool =
     idx = _split(check_seed(split_seed, "split_seed"))[split]
     x = torch.from_numpy(X[idx]).to(torch.float64)
     if dequantize:
-        from gencore.rng import rand
-
         seed = check_seed(seed)
         stream = check_index(stream, "stream", 2**32)
         # Noise for image i depends only on (seed, stream, i): draw for all, pick this split.

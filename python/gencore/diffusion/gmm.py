@@ -21,9 +21,13 @@ from collections.abc import Callable
 
 import torch
 
+from gencore.diffusion.paths import EPSILON, SAMPLE, V_PREDICTION, prediction
+from gencore.diffusion.schedules import make_schedule
+from gencore.rng import rand, randn
+
 __all__ = ["GaussianMixture", "GaussianMixtureDenoiser"]
 
-_PREDICTIONS = ("epsilon", "v_prediction", "sample")
+_PREDICTIONS = tuple(p.name for p in (EPSILON, V_PREDICTION, SAMPLE))
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -34,8 +38,6 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
 
 def _alphas_cumprod(schedule) -> torch.Tensor:
     if schedule is None:
-        from gencore.diffusion import make_schedule
-
         schedule = make_schedule("linear")
     if isinstance(schedule, torch.Tensor):
         ac = schedule
@@ -110,8 +112,6 @@ class GaussianMixture:
         Returns:
             (n, D) samples, and (n,) int64 labels when ``return_labels``.
         """
-        from gencore.rng import rand, randn
-
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         u = rand(n, 1, seed=seed, stream=0, sample_offset=sample_offset, dtype=torch.float64)[:, 0]
@@ -273,9 +273,6 @@ class GaussianMixtureDenoiser(torch.nn.Module):
         ab = a.reshape(-1, *([1] * (x.dim() - 1)))
         bb = b.reshape(-1, *([1] * (x.dim() - 1)))
         xd = x.double()
-        if self.prediction_type == "sample":
-            out = x0
-        else:
-            eps = torch.where(bb > 0, (xd - ab * x0) / bb.clamp(min=1e-300), torch.zeros_like(x0))
-            out = eps if self.prediction_type == "epsilon" else ab * eps - bb * x0
-        return out.to(x.dtype)
+        eps = torch.where(bb > 0, (xd - ab * x0) / bb.clamp(min=1e-300), torch.zeros_like(x0))
+        c0, ce = prediction(self.prediction_type).output(ab, bb)
+        return (c0 * x0 + ce * eps).to(x.dtype)

@@ -18,9 +18,12 @@ from collections.abc import Callable
 
 import torch
 
+from gencore.diffusion.gmm import _alphas_cumprod
+from gencore.diffusion.paths import EPSILON, SAMPLE, V_PREDICTION, prediction
+
 __all__ = ["classifier_guided_denoiser", "classifier_guided_model", "classifier_log_prob_grad"]
 
-_PREDICTIONS = ("epsilon", "v_prediction", "sample")
+_PREDICTIONS = tuple(p.name for p in (EPSILON, V_PREDICTION, SAMPLE))
 
 
 def classifier_log_prob_grad(classifier: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor,
@@ -86,11 +89,10 @@ def classifier_guided_model(model: Callable[..., torch.Tensor], classifier: Call
         >>> guided(torch.zeros(2, 1), torch.tensor([500.0, 500.0]), torch.tensor([0, 1])).shape
         torch.Size([2, 1])
     """
-    from gencore.diffusion.gmm import _alphas_cumprod
-
     scale = _check_scale(scale)
     if prediction_type not in _PREDICTIONS:
         raise ValueError(f"prediction_type must be one of {_PREDICTIONS}, got {prediction_type!r}")
+    pred = prediction(prediction_type)
     ac = _alphas_cumprod(schedule)
     n = ac.numel()
 
@@ -117,13 +119,9 @@ def classifier_guided_model(model: Callable[..., torch.Tensor], classifier: Call
         shape = (-1,) + (1,) * (x.dim() - 1)
         a = a.to(x.device).reshape(shape)
         b = b.to(x.device).reshape(shape)
-        if prediction_type == "epsilon":
-            res = out.double() - b * scale * g
-        elif prediction_type == "sample":
-            res = out.double() + b * b / a * scale * g
-        else:
-            res = out.double() - b / a * scale * g
-        return res.to(out.dtype)
+        # The score moves by s g: eps by -b s g and x0 by (b^2 / a) s g; the output follows linearly.
+        c0, ce = pred.output(a, b)
+        return (out.double() + c0 * (b * b / a * scale * g) - ce * (b * scale * g)).to(out.dtype)
 
     return guided
 

@@ -70,6 +70,11 @@ class Prediction:
         cx, cm = self.x0(alpha, sigma)
         return (1.0 - alpha * cx) / sigma, -alpha * cm / sigma
 
+    def output(self, alpha, sigma):
+        """(c0, ce) with the model output m = c0 x_0 + ce eps: the regression target of training,
+        and the inverse of :meth:`x0` and :meth:`eps`."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"Prediction({self.name!r})"
 
@@ -85,6 +90,9 @@ class _Epsilon(Prediction):
     def eps(self, alpha, sigma):
         return 0.0, 1.0
 
+    def output(self, alpha, sigma):
+        return 0.0, 1.0
+
 
 class _Sample(Prediction):
     """x_0 itself."""
@@ -93,6 +101,9 @@ class _Sample(Prediction):
 
     def x0(self, alpha, sigma):
         return 0.0, 1.0
+
+    def output(self, alpha, sigma):
+        return 1.0, 0.0
 
 
 class _V(Prediction):
@@ -113,6 +124,10 @@ class _V(Prediction):
         n2 = alpha * alpha + sigma * sigma
         return sigma / n2, alpha / sqrt(n2)
 
+    def output(self, alpha, sigma):
+        n = sqrt(alpha * alpha + sigma * sigma)
+        return -sigma / n, alpha / n
+
 
 class _Flow(Prediction):
     """The rectified-flow velocity u = eps - x_0 (Liu et al. 2023): x_0 = (x - sigma u) / (alpha + sigma)."""
@@ -121,6 +136,9 @@ class _Flow(Prediction):
 
     def x0(self, alpha, sigma):
         return 1.0 / (alpha + sigma), -sigma / (alpha + sigma)
+
+    def output(self, alpha, sigma):
+        return -1.0, 1.0
 
 
 EPSILON, SAMPLE, V_PREDICTION, FLOW_VELOCITY = _Epsilon(), _Sample(), _V(), _Flow()

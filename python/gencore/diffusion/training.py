@@ -8,9 +8,20 @@ from collections.abc import Callable
 
 import torch
 
+from gencore.diffusion.forward import q_sample
+from gencore.diffusion.paths import EPSILON, SAMPLE, V_PREDICTION, VP, Prediction, prediction
+from gencore.diffusion.schedules import make_schedule
+from gencore.rng import rand
+
 __all__ = ["diffusion_loss", "drop_labels", "training_target"]
 
-_PREDICTIONS = ("epsilon", "v_prediction", "sample")
+_PREDICTIONS = tuple(p.name for p in (EPSILON, V_PREDICTION, SAMPLE))
+
+
+def _prediction(name: str) -> Prediction:
+    if name not in _PREDICTIONS:
+        raise ValueError(f"prediction_type must be one of {_PREDICTIONS}, got {name!r}")
+    return prediction(name)
 # Timesteps and label dropout draw from a key derived from the noise seed, so they never
 # reuse the words of the Gaussian noise (which uses ``seed`` itself).
 _AUX_KEY = 0x9E3779B97F4A7C15
@@ -23,7 +34,6 @@ def _aux_seed(seed: int) -> int:
 def _uniform(n: int, seed: int | None, stream: int, sample_offset: int, device, generator=None) -> torch.Tensor:
     if seed is None:
         return torch.rand(n, dtype=torch.float64, generator=generator).to(device)
-    from gencore.rng import rand
 
     return rand(n, 1, seed=_aux_seed(seed), stream=stream, sample_offset=sample_offset,
                 dtype=torch.float64)[:, 0].to(device)
@@ -71,17 +81,15 @@ def training_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, sche
         schedule: the :class:`~gencore.diffusion.Schedule`.
         prediction_type: ``epsilon``, ``v_prediction`` or ``sample``.
     """
-    if prediction_type == "epsilon":
+    pred = _prediction(prediction_type)
+    if pred is EPSILON:
         return noise
-    if prediction_type == "sample":
+    if pred is SAMPLE:
         return x0
-    if prediction_type != "v_prediction":
-        raise ValueError(f"prediction_type must be one of {_PREDICTIONS}, got {prediction_type!r}")
     ac = schedule.on(x0.device)["alphas_cumprod"][t.long()]
     shape = (-1,) + (1,) * (x0.dim() - 1)
-    a = ac.sqrt().reshape(shape).to(x0.dtype)
-    b = (1 - ac).sqrt().reshape(shape).to(x0.dtype)
-    return a * noise - b * x0
+    c0, ce = pred.output(*VP.from_alpha_prod(ac.reshape(shape)))
+    return c0.to(x0.dtype) * x0 + ce.to(x0.dtype) * noise
 
 
 def diffusion_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, schedule=None, *,
@@ -123,12 +131,9 @@ def diffusion_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, schedul
         >>> 0.2 < float(loss) < 3.0
         True
     """
-    from gencore.diffusion import make_schedule, q_sample
-
     if schedule is None:
         schedule = make_schedule("linear")
-    if prediction_type not in _PREDICTIONS:
-        raise ValueError(f"prediction_type must be one of {_PREDICTIONS}, got {prediction_type!r}")
+    _prediction(prediction_type)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.dim() < 1:
@@ -139,8 +144,6 @@ def diffusion_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, schedul
         if seed is None:
             t = torch.randint(0, T, (n,), generator=generator).to(x0.device)
         else:
-            from gencore.rng import rand
-
             u = rand(n, 1, seed=_aux_seed(seed), stream=stream, sample_offset=sample_offset + 2**62,
                      dtype=torch.float64)[:, 0]
             t = (u * T).long().clamp_(max=T - 1).to(x0.device)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gencore.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gencore.data.digits import NUM_CLASSES, batches, check_finite, check_labels, load_digits
 from gencore.metrics.frechet import frechet_distance, gaussian_stats
 
@@ -148,8 +149,6 @@ def digits_classifier(*, seed: int = 0, cache: bool = True) -> DigitsClassifier:
         >>> bool((clf(x).argmax(1) == y).double().mean() > 0.9)
         True
     """
-    from gencore.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
     if seed in _MODELS:
         return _MODELS[seed]
     path = cache_dir() / f"digits_classifier_v{_VERSION}_seed{seed}.safetensors"

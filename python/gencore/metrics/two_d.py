@@ -7,6 +7,7 @@ import math
 import torch
 
 from gencore._validate import check_seed
+from gencore.rng import randn
 
 __all__ = ["mmd", "sliced_wasserstein"]
 
@@ -60,8 +61,6 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, *, n_projections: int =
         >>> sliced_wasserstein(x, x)
         0.0
     """
-    from gencore.rng import randn
-
     x, y = _check_pair(x, y)
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
         raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gencore.checkpoint import CheckpointError, load_training_state, save_training_state
+
 __all__ = ["Objective", "Trainer"]
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,6 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def save(self, path: str | Path | None = None) -> Path:
         """Writes the training state (model, optimizers, EMA, step) atomically."""
-        from gencore.checkpoint import save_training_state
-
         path = Path(path) if path is not None else self.checkpoint
         if path is None:
             raise ValueError("path must be given (the trainer has no checkpoint path)")
@@ -148,8 +148,6 @@ class Trainer:
 
     def load(self, path: str | Path) -> int:
         """Restores a state written by :meth:`save`; returns the step to continue from."""
-        from gencore.checkpoint import CheckpointError, load_training_state
-
         step, _, extra = load_training_state(path, model=self.model, kind=self.config.get("kind"))
         opts = extra.get("optimizers", {})
         if set(opts) != set(self.optimizers):

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from gencore.models.mlp import MLP
+from gencore.rng import randn
+from gencore.vae import reparameterize, reparameterize_kl
 
 __all__ = ["VAE", "DenoisingAutoencoder"]
 
@@ -82,8 +84,6 @@ class VAE(nn.Module):
         return -0.5 * (((x - mean) ** 2) * torch.exp(-lv) + lv + _LOG2PI).sum(-1)
 
     def _noise(self, n: int, k: int, seed: int, stream: int, like: torch.Tensor) -> torch.Tensor:
-        from gencore.rng import randn
-
         return randn(n, k * self.latent_dim, seed=seed, stream=stream, dtype=like.dtype,
                      device=like.device).reshape(n, k, self.latent_dim)
 
@@ -97,8 +97,6 @@ class VAE(nn.Module):
         References:
             Kingma and Welling, "Auto-encoding variational Bayes" (2014), Eq. 10.
         """
-        from gencore.vae import reparameterize_kl
-
         mu, logvar = self.encode(x, y)
         z, kl = reparameterize_kl(mu, logvar, seed=seed, stream=stream)  # eps drawn in the kernel
         return self.log_px(x, self.decode(z, y)) - beta * kl
@@ -113,8 +111,6 @@ class VAE(nn.Module):
         References:
             Burda, Grosse and Salakhutdinov, "Importance weighted autoencoders" (2016), Eq. 8.
         """
-        from gencore.vae import reparameterize
-
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         n = x.shape[0]
@@ -133,8 +129,6 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
         """Decoder means of ``z ~ N(0, I)``: ``(n, data_dim)``."""
-        from gencore.rng import randn
-
         p = next(self.parameters())
         z = randn(n, self.latent_dim, seed=seed, dtype=p.dtype, device=p.device)
         return self.decode(z, y)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gencore._validate import check_seed
+from gencore.rng import rand, randn
 
 __all__ = ["GaussianNB"]
 
@@ -291,8 +292,6 @@ class GaussianNB:
             >>> tuple(X.shape), y.tolist()
             ((5, 3), [1, 1, 1, 1, 1])
         """
-        from gencore.rng import rand, randn
-
         self._check_fitted()
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
