@@ -24,7 +24,7 @@ class ZooModel(nn.Module):
     from a config in ``__init__`` and implements the methods below; :mod:`gencore.zoo`'s
     functions reach it only through this interface.
 
-    Class attributes:
+    Attributes:
         name: the key of the family in :data:`gencore.zoo.MODELS` (and ``config["kind"]``).
         data_kinds: data it trains on, ``"digits"`` and/or ``"toy"``.
         scale: digits scaling it trains on, ``"unit"`` ([0, 1]) or ``"symmetric"`` ([-1, 1]).
