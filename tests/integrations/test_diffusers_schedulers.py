@@ -241,7 +241,7 @@ def test_gencore_noise_is_batch_invariant(name, step_kw):
     ("DDIMScheduler", dict(thresholding=True), "thresholding"),
     ("EulerDiscreteScheduler", dict(use_exponential_sigmas=True), "use_exponential_sigmas"),
     ("EulerDiscreteScheduler", dict(interpolation_type="log_linear"), "interpolation_type"),
-    ("EulerDiscreteScheduler", dict(timestep_type="continuous"), "timestep_type"),
+    ("EulerDiscreteScheduler", dict(timestep_type="continuous", prediction_type="v_prediction"), "timestep_type"),
     ("HeunDiscreteScheduler", dict(beta_schedule="exp"), "beta_schedule"),
     ("HeunDiscreteScheduler", dict(use_beta_sigmas=True), "use_beta_sigmas"),
     ("DPMSolverMultistepScheduler", dict(algorithm_type="sde-dpmsolver++"), "algorithm_type"),
