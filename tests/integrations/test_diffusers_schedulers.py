@@ -55,40 +55,41 @@ def _loop(sched, steps, dtype=torch.float32, batch=8, set_kw=None, **step_kw):
 
 CONFIGS = [
     ("DDPMScheduler", {}, {}),
-    ("DDPMScheduler", dict(prediction_type="v_prediction", timestep_spacing="trailing", variance_type="fixed_large",
-                           clip_sample=False), {}),
-    ("DDPMScheduler", dict(beta_schedule="sigmoid", prediction_type="sample", timestep_spacing="linspace"), {}),
-    ("DDPMScheduler", dict(beta_schedule="squaredcos_cap_v2", variance_type="fixed_small_log", steps_offset=1), {}),
+    ("DDPMScheduler", {"prediction_type": "v_prediction", "timestep_spacing": "trailing",
+                       "variance_type": "fixed_large", "clip_sample": False}, {}),
+    ("DDPMScheduler", {"beta_schedule": "sigmoid", "prediction_type": "sample", "timestep_spacing": "linspace"}, {}),
+    ("DDPMScheduler", {"beta_schedule": "squaredcos_cap_v2", "variance_type": "fixed_small_log", "steps_offset": 1},
+     {}),
     ("DDIMScheduler", {}, {}),
-    ("DDIMScheduler", dict(clip_sample=False, timestep_spacing="trailing"), dict(eta=1.0)),
-    ("DDIMScheduler", dict(beta_schedule="scaled_linear", prediction_type="v_prediction", clip_sample=False,
-                           timestep_spacing="trailing", set_alpha_to_one=False), dict(eta=0.5)),
-    ("DDIMScheduler", dict(beta_schedule="squaredcos_cap_v2", timestep_spacing="linspace", steps_offset=1),
-     dict(eta=0.3, use_clipped_model_output=True)),
+    ("DDIMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}, {"eta": 1.0}),
+    ("DDIMScheduler", {"beta_schedule": "scaled_linear", "prediction_type": "v_prediction", "clip_sample": False,
+                       "timestep_spacing": "trailing", "set_alpha_to_one": False}, {"eta": 0.5}),
+    ("DDIMScheduler", {"beta_schedule": "squaredcos_cap_v2", "timestep_spacing": "linspace", "steps_offset": 1},
+     {"eta": 0.3, "use_clipped_model_output": True}),
     ("EulerDiscreteScheduler", {}, {}),
-    ("EulerDiscreteScheduler", dict(use_karras_sigmas=True, prediction_type="v_prediction"), {}),
-    ("EulerDiscreteScheduler", dict(timestep_spacing="trailing", beta_schedule="scaled_linear"), dict(s_churn=1.0)),
-    ("EulerDiscreteScheduler", dict(timestep_spacing="leading", steps_offset=1, final_sigmas_type="sigma_min",
-                                    rescale_betas_zero_snr=True), {}),
+    ("EulerDiscreteScheduler", {"use_karras_sigmas": True, "prediction_type": "v_prediction"}, {}),
+    ("EulerDiscreteScheduler", {"timestep_spacing": "trailing", "beta_schedule": "scaled_linear"}, {"s_churn": 1.0}),
+    ("EulerDiscreteScheduler", {"timestep_spacing": "leading", "steps_offset": 1, "final_sigmas_type": "sigma_min",
+                                "rescale_betas_zero_snr": True}, {}),
     ("EulerAncestralDiscreteScheduler", {}, {}),
-    ("EulerAncestralDiscreteScheduler", dict(timestep_spacing="leading", steps_offset=1,
-                                             prediction_type="v_prediction"), {}),
-    ("EulerAncestralDiscreteScheduler", dict(timestep_spacing="trailing", beta_schedule="squaredcos_cap_v2"), {}),
+    ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "leading", "steps_offset": 1,
+                                         "prediction_type": "v_prediction"}, {}),
+    ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing", "beta_schedule": "squaredcos_cap_v2"}, {}),
     ("HeunDiscreteScheduler", {}, {}),
-    ("HeunDiscreteScheduler", dict(use_karras_sigmas=True, beta_schedule="scaled_linear"), {}),
-    ("HeunDiscreteScheduler", dict(prediction_type="v_prediction", timestep_spacing="trailing", clip_sample=True,
-                                   clip_sample_range=3.0), {}),
+    ("HeunDiscreteScheduler", {"use_karras_sigmas": True, "beta_schedule": "scaled_linear"}, {}),
+    ("HeunDiscreteScheduler", {"prediction_type": "v_prediction", "timestep_spacing": "trailing", "clip_sample": True,
+                               "clip_sample_range": 3.0}, {}),
     ("DPMSolverMultistepScheduler", {}, {}),
-    ("DPMSolverMultistepScheduler", dict(use_karras_sigmas=True, timestep_spacing="trailing"), {}),
-    ("DPMSolverMultistepScheduler", dict(final_sigmas_type="sigma_min", prediction_type="v_prediction",
-                                         lower_order_final=False), {}),
-    ("DPMSolverMultistepScheduler", dict(timestep_spacing="leading", steps_offset=1, euler_at_final=True,
-                                         prediction_type="sample", lambda_min_clipped=-5.1), {}),
-    ("DPMSolverMultistepScheduler", dict(solver_order=1, beta_schedule="squaredcos_cap_v2"), {}),
-    ("FlowMatchEulerDiscreteScheduler", dict(shift=3.0), {}),
-    ("FlowMatchEulerDiscreteScheduler", dict(use_karras_sigmas=True), {}),
-    ("FlowMatchEulerDiscreteScheduler", dict(shift_terminal=0.1, stochastic_sampling=True), {}),
-    ("FlowMatchEulerDiscreteScheduler", dict(use_dynamic_shifting=True, time_shift_type="linear"),
+    ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "timestep_spacing": "trailing"}, {}),
+    ("DPMSolverMultistepScheduler", {"final_sigmas_type": "sigma_min", "prediction_type": "v_prediction",
+                                     "lower_order_final": False}, {}),
+    ("DPMSolverMultistepScheduler", {"timestep_spacing": "leading", "steps_offset": 1, "euler_at_final": True,
+                                     "prediction_type": "sample", "lambda_min_clipped": -5.1}, {}),
+    ("DPMSolverMultistepScheduler", {"solver_order": 1, "beta_schedule": "squaredcos_cap_v2"}, {}),
+    ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0}, {}),
+    ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True}, {}),
+    ("FlowMatchEulerDiscreteScheduler", {"shift_terminal": 0.1, "stochastic_sampling": True}, {}),
+    ("FlowMatchEulerDiscreteScheduler", {"use_dynamic_shifting": True, "time_shift_type": "linear"},
      {"__set__": {"mu": 1.2}}),
 ]
 
@@ -98,26 +99,31 @@ CONFIGS = [
 def test_loop_matches_diffusers(name, config, step_kw, steps):
     step_kw = dict(step_kw)
     set_kw = step_kw.pop("__set__", None)
-    theirs = _loop(getattr(diffusers, name)(**config), steps, set_kw=set_kw, **step_kw)
-    ours_s = getattr(G, name)(**config)
-    ours = _loop(ours_s, steps, set_kw=set_kw, **step_kw)
+    _assert_loops_match(lambda: getattr(G, name)(**config), getattr(diffusers, name)(**config), steps, set_kw,
+                        **step_kw)
+
+
+def _assert_loops_match(make_ours, theirs_sched, steps, set_kw=None, **step_kw):
+    """Same loop, same generator noise: within 1e-5 of diffusers, or (only where diffusers' own
+    float32 rounding exceeds that bound, e.g. dividing by alpha ~ 5e-5 at the cosine schedule's
+    first step) at least as close as diffusers to the float64 run of the same loop (the project's
+    low-precision criterion)."""
+    theirs = _loop(theirs_sched, steps, set_kw=set_kw, **step_kw)
+    ours = _loop(make_ours(), steps, set_kw=set_kw, **step_kw)
     assert torch.isfinite(ours).all()
     err = (ours - theirs).abs().max().item()
     if err > 1e-5:
-        # Only where diffusers' own float32 rounding exceeds the bound (e.g. dividing by
-        # alpha ~ 5e-5 at the cosine schedule's first step): gencore must then be at least as
-        # close to the float64 run of the same loop (the project's low-precision criterion).
-        ours64 = _loop(getattr(G, name)(**config), steps, dtype=torch.float64, set_kw=set_kw, **step_kw)
+        ours64 = _loop(make_ours(), steps, dtype=torch.float64, set_kw=set_kw, **step_kw)
         e_ours = (ours.double() - ours64).abs().max().item()
         e_theirs = (theirs.double() - ours64).abs().max().item()
-        assert e_ours <= 2 * e_theirs + 1e-6, f"{name} {config}: {err:.3g}; vs float64 {e_ours:.3g} / {e_theirs:.3g}"
+        assert e_ours <= 2 * e_theirs + 1e-6, f"{err:.3g}; vs float64 {e_ours:.3g} / {e_theirs:.3g}"
 
 
 @pytest.mark.parametrize("name, config, step_kw", [
-    ("DDPMScheduler", dict(clip_sample=False, timestep_spacing="trailing"), {}),
-    ("DDPMScheduler", dict(prediction_type="v_prediction", variance_type="fixed_large"), {}),
-    ("DDIMScheduler", dict(clip_sample=False, timestep_spacing="trailing"), dict(eta=0.0)),
-    ("DDIMScheduler", dict(prediction_type="v_prediction", set_alpha_to_one=False), dict(eta=0.8)),
+    ("DDPMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}, {}),
+    ("DDPMScheduler", {"prediction_type": "v_prediction", "variance_type": "fixed_large"}, {}),
+    ("DDIMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}, {"eta": 0.0}),
+    ("DDIMScheduler", {"prediction_type": "v_prediction", "set_alpha_to_one": False}, {"eta": 0.8}),
 ])
 def test_loop_matches_diffusers_float64(name, config, step_kw):
     """diffusers' DDPM/DDIM run in the sample's dtype; with its float32 schedule values held in
@@ -235,21 +241,23 @@ def test_gencore_noise_is_batch_invariant(name, step_kw):
 
 
 @pytest.mark.parametrize("name, config, match", [
-    ("DDPMScheduler", dict(thresholding=True), "thresholding"),
-    ("DDPMScheduler", dict(variance_type="learned_range"), "variance_type"),
-    ("DDPMScheduler", dict(beta_schedule="laplace"), "beta_schedule"),
-    ("DDIMScheduler", dict(thresholding=True), "thresholding"),
-    ("EulerDiscreteScheduler", dict(use_exponential_sigmas=True), "use_exponential_sigmas"),
-    ("EulerDiscreteScheduler", dict(interpolation_type="log_linear"), "interpolation_type"),
-    ("EulerDiscreteScheduler", dict(timestep_type="continuous"), "timestep_type"),
-    ("HeunDiscreteScheduler", dict(beta_schedule="exp"), "beta_schedule"),
-    ("HeunDiscreteScheduler", dict(use_beta_sigmas=True), "use_beta_sigmas"),
-    ("DPMSolverMultistepScheduler", dict(algorithm_type="sde-dpmsolver++"), "algorithm_type"),
-    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "solver_type"),
-    ("DPMSolverMultistepScheduler", dict(solver_order=3), "solver_order"),
-    ("DPMSolverMultistepScheduler", dict(use_lu_lambdas=True), "use_lu_lambdas"),
-    ("DPMSolverMultistepScheduler", dict(thresholding=True), "thresholding"),
-    ("FlowMatchEulerDiscreteScheduler", dict(invert_sigmas=True), "invert_sigmas"),
+    ("DDPMScheduler", {"thresholding": True}, "thresholding"),
+    ("DDPMScheduler", {"variance_type": "learned_range"}, "variance_type"),
+    ("DDPMScheduler", {"variance_type": "fixed_large_log"}, "variance_type"),
+    ("DDPMScheduler", {"beta_schedule": "laplace"}, "beta_schedule"),
+    ("DDIMScheduler", {"thresholding": True}, "thresholding"),
+    ("EulerDiscreteScheduler", {"use_exponential_sigmas": True}, "use_exponential_sigmas"),
+    ("EulerDiscreteScheduler", {"interpolation_type": "log_linear"}, "interpolation_type"),
+    ("EulerDiscreteScheduler", {"timestep_type": "continuous", "prediction_type": "v_prediction"}, "timestep_type"),
+    ("HeunDiscreteScheduler", {"beta_schedule": "exp"}, "beta_schedule"),
+    ("HeunDiscreteScheduler", {"use_beta_sigmas": True}, "use_beta_sigmas"),
+    ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, "algorithm_type"),
+    ("DPMSolverMultistepScheduler", {"solver_type": "heun"}, "solver_type"),
+    ("DPMSolverMultistepScheduler", {"solver_order": 3}, "solver_order"),
+    ("DPMSolverMultistepScheduler", {"use_lu_lambdas": True}, "use_lu_lambdas"),
+    ("DPMSolverMultistepScheduler", {"thresholding": True}, "thresholding"),
+    ("DPMSolverMultistepScheduler", {"prediction_type": "flow_prediction"}, "prediction_type"),
+    ("FlowMatchEulerDiscreteScheduler", {"invert_sigmas": True}, "invert_sigmas"),
 ])
 def test_unsupported_options_raise_naming_them(name, config, match):
     with pytest.raises(NotImplementedError, match=match):
@@ -266,6 +274,166 @@ def test_per_token_timesteps_unsupported():
 def test_import_gencore_does_not_import_diffusers():
     code = ("import sys, gencore, gencore.diffusion, gencore.integrations, gencore.integrations.k_diffusion; "
             "assert 'diffusers' not in sys.modules, 'diffusers imported'")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          env={**__import__("os").environ})
     assert res.returncode == 0, res.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Configs moving between scheduler classes (pipelines swap schedulers with from_config)
+# ------------------------------------------------------------------------------------------------
+
+SD15_CONFIG = {"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0", "beta_end": 0.012,
+               "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+               "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None,
+               "clip_sample": False}
+
+SOURCES = [(name, {}) for name in NAMES] + [
+    ("DDPMScheduler", {"variance_type": "fixed_large", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                       "beta_end": 0.012, "clip_sample": False, "prediction_type": "v_prediction",
+                       "timestep_spacing": "trailing"}),
+    ("DDIMScheduler", {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "clip_sample": False,
+                       "set_alpha_to_one": False, "steps_offset": 1, "rescale_betas_zero_snr": True}),
+    ("EulerDiscreteScheduler", {"use_karras_sigmas": True, "sigma_min": 0.05, "sigma_max": 12.0,
+                                "timestep_type": "continuous", "final_sigmas_type": "sigma_min"}),
+    ("HeunDiscreteScheduler", {"clip_sample": True, "clip_sample_range": 2.0, "use_karras_sigmas": True}),
+    ("DPMSolverMultistepScheduler", {"algorithm_type": "deis", "solver_type": "bh2", "variance_type": "fixed_small",
+                                     "final_sigmas_type": "sigma_min", "lambda_min_clipped": -5.1,
+                                     "use_dynamic_shifting": True}),
+    ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0, "use_dynamic_shifting": True, "shift_terminal": 0.05}),
+    ("PNDMScheduler", SD15_CONFIG),
+]
+
+
+def _file_config(lib, name, kw):
+    """A config as a pipeline has it after loading a checkpoint: every key explicit
+    (``_use_default_values`` is not saved, so ``from_config`` passes all of them on)."""
+    if name not in NAMES:
+        return dict(kw)
+    return {k: v for k, v in dict(getattr(lib, name)(**kw).config).items() if k != "_use_default_values"}
+
+
+def _same_config(ours, theirs):
+    a, b = dict(ours), dict(theirs)
+    assert set(a.pop("_use_default_values", [])) == set(b.pop("_use_default_values", []))
+    assert a == b
+
+
+@pytest.mark.parametrize("target", NAMES)
+@pytest.mark.parametrize("source", range(len(SOURCES)), ids=lambda i: f"{SOURCES[i][0]}-{i}")
+def test_from_config_of_another_class_as_diffusers(source, target):
+    """``B.from_config(A(...).config)`` loads wherever diffusers' does, keeps the same config
+    (another class's keys included, as diffusers keeps them) and samples the same."""
+    name, kw = SOURCES[source]
+    theirs_cfg, ours_cfg = _file_config(diffusers, name, kw), _file_config(G, name, kw)
+    assert ours_cfg == theirs_cfg
+    try:
+        theirs = getattr(diffusers, target).from_config(theirs_cfg)
+    except Exception as e:  # noqa: BLE001 (whatever diffusers raises, gencore must raise too)
+        with pytest.raises(type(e)):
+            getattr(G, target).from_config(ours_cfg)
+        return
+    ours = getattr(G, target).from_config(ours_cfg)
+    assert type(ours) is getattr(G, target)
+    _same_config(ours.config, theirs.config)
+    set_kw = {"mu": 0.8} if target == "FlowMatchEulerDiscreteScheduler" and ours.config.use_dynamic_shifting else None
+    if target == "FlowMatchEulerDiscreteScheduler" and ours.config.get("sigma_max", 1.0) is not None \
+            and ours.config.get("sigma_max", 1.0) > 1 and ours.config.use_karras_sigmas:
+        # Karras flow sigmas up to another class's sigma_max > 1: the same grid, which diffusers
+        # integrates and gencore's flow-matching step refuses (sigma must lie in (0, 1]).
+        theirs.set_timesteps(8)
+        ours.set_timesteps(8)
+        assert torch.equal(ours.sigmas, theirs.sigmas) and torch.equal(ours.timesteps, theirs.timesteps)
+        with pytest.raises(ValueError, match="sigma"):
+            ours.step(torch.zeros(1, D), ours.timesteps[0], torch.zeros(1, D))
+        return
+    _assert_loops_match(lambda: getattr(G, target).from_config(ours_cfg), theirs, 8, set_kw)
+
+
+def test_dpm_solver_from_ddpm_config_and_ddpm_from_dpm_solver_config():
+    ddpm = G.DDPMScheduler(variance_type="fixed_small", beta_schedule="scaled_linear", beta_start=0.00085,
+                           beta_end=0.012)
+    dpm = G.DPMSolverMultistepScheduler.from_config(ddpm.config)
+    assert dpm.config.variance_type == "fixed_small" and dpm.config.beta_schedule == "scaled_linear"
+    back = G.DDPMScheduler.from_config(G.DPMSolverMultistepScheduler(variance_type=None).config)
+    assert back.config.variance_type is None and back.variance_type is None
+
+
+@pytest.mark.parametrize("variance_type", [None, "fixed_small_log", "learned_rnage"])
+def test_ddpm_variance_types_diffusers_reads_as_fixed_small(variance_type):
+    _assert_loops_match(lambda: G.DDPMScheduler(variance_type=variance_type),
+                        diffusers.DDPMScheduler(variance_type=variance_type), 10)
+    torch.testing.assert_close(_loop(G.DDPMScheduler(variance_type=variance_type), 10),
+                               _loop(G.DDPMScheduler(variance_type="fixed_small"), 10), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variance_type", ["learned", "learned_range"])
+def test_dpm_solver_learned_variance_keeps_the_mean_channels(variance_type):
+    """diffusers' DPM-Solver++ keeps channels :3 of an epsilon prediction with a learned variance."""
+    theirs = diffusers.DPMSolverMultistepScheduler(variance_type=variance_type)
+    ours = G.DPMSolverMultistepScheduler(variance_type=variance_type)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 4, generator=g)
+    outs = [torch.randn(2, 6, 4, 4, generator=g) for _ in range(6)]
+    xt, xo = x.clone(), x.clone()
+    for sch in (theirs, ours):
+        sch.set_timesteps(6)
+    for t, out in zip(theirs.timesteps, outs):
+        xt = theirs.step(out, t, xt).prev_sample
+        xo = ours.step(out, t, xo).prev_sample
+    torch.testing.assert_close(xo, xt, rtol=1e-5, atol=1e-5)
+
+
+def test_euler_timestep_type_without_v_prediction_is_ignored():
+    _assert_loops_match(lambda: G.EulerDiscreteScheduler(timestep_type="continuous"),
+                        diffusers.EulerDiscreteScheduler(timestep_type="continuous"), 10)
+
+
+def test_dpm_solver_dynamic_shifting_without_mu_is_ignored():
+    _assert_loops_match(lambda: G.DPMSolverMultistepScheduler(use_dynamic_shifting=True),
+                        diffusers.DPMSolverMultistepScheduler(use_dynamic_shifting=True), 10)
+
+
+def _stage(lib, name, config):
+    """Where a scheduler made from ``config`` fails: ``(stage, exception type)``, or ``None``."""
+    try:
+        sch = getattr(lib, name)(**config)
+    except Exception as e:  # noqa: BLE001
+        return "init", type(e)
+    try:
+        sch.set_timesteps(4)
+    except Exception as e:  # noqa: BLE001
+        return "set_timesteps", type(e)
+    try:
+        x = torch.zeros(1, 2)
+        sch.step(torch.zeros(1, 2), sch.timesteps[0], x)
+    except Exception as e:  # noqa: BLE001
+        return "step", type(e)
+    return None
+
+
+@pytest.mark.parametrize("name, config", [
+    ("DDPMScheduler", {"prediction_type": "flow_prediction"}),
+    ("DDPMScheduler", {"timestep_spacing": "uniform"}),
+    ("DDPMScheduler", {"beta_schedule": "exp"}),
+    ("DDIMScheduler", {"prediction_type": "original_sample"}),
+    ("DDIMScheduler", {"beta_schedule": "sigmoid"}),
+    ("EulerDiscreteScheduler", {"prediction_type": "bogus"}),
+    ("EulerDiscreteScheduler", {"interpolation_type": "cubic"}),
+    ("EulerDiscreteScheduler", {"final_sigmas_type": "denoise_to_zero"}),
+    ("EulerDiscreteScheduler", {"use_karras_sigmas": True, "use_beta_sigmas": True}),
+    ("EulerAncestralDiscreteScheduler", {"prediction_type": "original_sample"}),
+    ("HeunDiscreteScheduler", {"prediction_type": "bogus"}),
+    ("HeunDiscreteScheduler", {"timestep_spacing": "uniform"}),
+    ("DPMSolverMultistepScheduler", {"prediction_type": "original_sample"}),
+    ("DPMSolverMultistepScheduler", {"final_sigmas_type": "denoise_to_zero"}),
+    ("DPMSolverMultistepScheduler", {"algorithm_type": "unipc"}),
+    ("DPMSolverMultistepScheduler", {"algorithm_type": "deis"}),
+    ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver"}),
+    ("FlowMatchEulerDiscreteScheduler", {"time_shift_type": "cubic"}),
+    ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True, "use_exponential_sigmas": True}),
+])
+def test_invalid_values_fail_where_diffusers_fails(name, config):
+    theirs = _stage(diffusers, name, config)
+    assert theirs is not None
+    assert _stage(G, name, config) == theirs
