@@ -12,6 +12,7 @@ from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers
 from diffusers.utils.torch_utils import randn_tensor
 
 from gencore.diffusion import schedules as gsched
+from gencore.diffusion.paths import VP
 
 __all__ = [
     "KARRAS_COMPATIBLES",
@@ -111,15 +112,15 @@ def vp_add_noise(alphas_cumprod: torch.Tensor, original_samples: torch.Tensor, n
                  timesteps: torch.Tensor) -> torch.Tensor:
     """diffusers' ``add_noise`` of the DDPM/DDIM schedulers (``sqrt(abar) x0 + sqrt(1 - abar) noise``,
     per-sample timesteps, in the sample's dtype)."""
-    abar = _per_sample(alphas_cumprod, timesteps, original_samples)
-    return abar**0.5 * original_samples + (1 - abar) ** 0.5 * noise
+    a, s = VP.from_alpha_prod(_per_sample(alphas_cumprod, timesteps, original_samples))
+    return a * original_samples + s * noise
 
 
 def vp_velocity(alphas_cumprod: torch.Tensor, sample: torch.Tensor, noise: torch.Tensor,
                 timesteps: torch.Tensor) -> torch.Tensor:
     """diffusers' ``get_velocity``: ``v = sqrt(abar) noise - sqrt(1 - abar) x0``."""
-    abar = _per_sample(alphas_cumprod, timesteps, sample)
-    return abar**0.5 * noise - (1 - abar) ** 0.5 * sample
+    a, s = VP.from_alpha_prod(_per_sample(alphas_cumprod, timesteps, sample))
+    return a * noise - s * sample
 
 
 class Gencore:

@@ -9,6 +9,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from gencore import diffusion as gd
 from gencore.diffusion import schedules as gsched
+from gencore.diffusion.solvers import churn_gamma
 from gencore.integrations.diffusers._base import (
     KARRAS_COMPATIBLES,
     SigmaScheduler,
@@ -121,9 +122,8 @@ class EulerDiscreteScheduler(SigmaScheduler, SchedulerMixin, ConfigMixin):
         sig = self._sig if hasattr(self, "_sig") else self.sigmas.double().tolist()
         sigma, sigma_next = sig[i], sig[i + 1]
         num = len(sig) - 1
-        gamma = min(s_churn / num, 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
         nkw = {}
-        if gamma > 0:
+        if churn_gamma(s_churn, num, sigma, s_tmin, s_tmax) > 0:
             nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype)
         x = sample.to(torch.float32) if sample.dtype != torch.float64 else sample
         m = model_output.to(x.dtype)
