@@ -36,7 +36,7 @@ def k_sampling() -> types.ModuleType:
     for dep in ("torchsde", "torchdiffeq", "scipy"):
         if importlib.util.find_spec(dep) is None:
             pytest.skip(f"k-diffusion's sampling module needs {dep}")
-    root = list(spec.submodule_search_locations)[0]
+    root = next(iter(spec.submodule_search_locations))
     name = "_gencore_oracle_k_diffusion"
     pkg = types.ModuleType(name)
     pkg.__path__ = [root]

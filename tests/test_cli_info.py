@@ -17,8 +17,8 @@ def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProce
     env = dict(os.environ)
     env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "gencore", *args], capture_output=True, text=True, check=False, env=env,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "gencore", *args], capture_output=True, text=True, check=False,
+                          env=env, timeout=300)
 
 
 def test_info_json_contract():

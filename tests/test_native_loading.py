@@ -30,7 +30,8 @@ PROBE = textwrap.dedent("""
         z, kl = gencore.vae.reparameterize_kl(mu, torch.zeros(3, 5), seed=7, stream=2)
         (z.sum() + kl.sum()).backward()
         import gencore._native as nat
-        ok = bool(torch.equal(x, r)) and bool(torch.equal(z.detach(), r)) and bool(torch.equal(mu.grad, torch.ones(3, 5)))
+        ok = (bool(torch.equal(x, r)) and bool(torch.equal(z.detach(), r))
+              and bool(torch.equal(mu.grad, torch.ones(3, 5))))
     msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "gencore" in str(w.message)]
     print(json.dumps({"info": gencore.info(), "warnings": msgs, "ok": ok, "native_used": nat.use_native(x)}))
 """)
@@ -51,7 +52,8 @@ def _probe(setup: str, env_extra: dict) -> dict:
     env.pop("GENCORE_FORCE_REFERENCE", None)
     env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra)
-    res = subprocess.run([sys.executable, "-c", setup + PROBE], capture_output=True, text=True, check=False, env=env, timeout=300)
+    res = subprocess.run([sys.executable, "-c", setup + PROBE], capture_output=True, text=True, check=False, env=env,
+                         timeout=300)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
 

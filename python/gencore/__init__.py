@@ -11,10 +11,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-from gencore import _native  # noqa: E402
-from gencore.rng import rand, randn  # noqa: E402
+from gencore import _native
+from gencore.rng import rand, randn
 
-__all__ = ["__version__", "info", "randn", "rand", "rng"]
+__all__ = ["__version__", "info", "rand", "randn", "rng"]
 
 _LAZY = {
     "rng", "vae", "diffusion", "flows", "naive_bayes", "gan", "models", "data", "metrics",

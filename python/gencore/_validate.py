@@ -8,14 +8,14 @@ import numbers
 import torch
 
 __all__ = [
-    "check_seed",
-    "check_index",
-    "check_float_tensor",
-    "check_same_shape",
-    "check_same_device",
-    "check_choice",
-    "check_positive",
     "MAX_SEED",
+    "check_choice",
+    "check_float_tensor",
+    "check_index",
+    "check_positive",
+    "check_same_device",
+    "check_same_shape",
+    "check_seed",
 ]
 
 MAX_SEED = 2**64

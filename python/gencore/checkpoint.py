@@ -20,14 +20,14 @@ from typing import Any
 import torch
 
 __all__ = [
+    "FORMAT",
     "CheckpointError",
     "atomic_write_bytes",
     "atomic_write_text",
-    "save_checkpoint",
     "load_checkpoint",
-    "save_training_state",
     "load_training_state",
-    "FORMAT",
+    "save_checkpoint",
+    "save_training_state",
 ]
 
 FORMAT = "gencore-checkpoint-v1"

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["COMMANDS", "main"]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

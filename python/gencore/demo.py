@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["run", "SETTINGS"]
+__all__ = ["SETTINGS", "run"]
 
 log = logging.getLogger(__name__)
 

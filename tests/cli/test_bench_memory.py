@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+
 from gencore.bench.vae import peak_extra_bytes
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/clear_refs"),

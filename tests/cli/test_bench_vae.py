@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from gencore import _native
 from gencore.bench import vae as bench_vae
 

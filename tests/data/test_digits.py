@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gencore.data import digits
 from sklearn.datasets import load_digits as sk_load_digits
+
+from gencore.data import digits
 
 
 def test_split_is_stratified_disjoint_and_complete():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from gencore.data import TOYS, gaussian_mixture, make_toy, toy_entropy, toy_log_prob
 
 

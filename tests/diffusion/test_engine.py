@@ -8,9 +8,10 @@ from __future__ import annotations
 import pathlib
 import re
 
-import gencore
 import pytest
 import torch
+
+import gencore
 from _util import assert_close_to_ref
 from gencore.diffusion import Coef, affine_step, reference
 from gencore.diffusion.paths import PATHS, PREDICTIONS, VP, path, prediction
@@ -144,15 +145,15 @@ def test_native_is_its_twin_bit_for_bit(dtype, device, monkeypatch):
 
 def test_affine_step_bad_input():
     x, m = torch.randn(2, 3), torch.randn(2, 3)
-    with pytest.raises(TypeError, match="coef must be a gencore.diffusion.Coef"):
+    with pytest.raises(TypeError, match=r"coef must be a gencore\.diffusion\.Coef"):
         affine_step((1.0,) * 16, x, m)
     with pytest.raises(ValueError, match="at most 4"):
         affine_step(Coef(), x, m, history=[x] * 5)
     with pytest.raises(ValueError, match=r"history\[1\] must have the shape"):
         affine_step(Coef(), x, m, history=[x, torch.randn(2, 4)])
-    with pytest.raises(ValueError, match="coef.p0"):
+    with pytest.raises(ValueError, match=r"coef\.p0"):
         affine_step(Coef(p0=torch.ones(3, dtype=torch.float64)), x, m)
-    with pytest.raises(TypeError, match="coef.px"):
+    with pytest.raises(TypeError, match=r"coef\.px"):
         affine_step(Coef(px="1"), x, m)
     with pytest.raises(ValueError, match="either noise"):
         affine_step(Coef(), x, m, noise=x, seed=1)

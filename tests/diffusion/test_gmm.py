@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from gencore.diffusion.gmm import GaussianMixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _mixture(k=3, d=2, diag=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(k, d, generator=g, dtype=torch.float64) * 2
-    stds = (torch.rand(k, d, generator=g, dtype=torch.float64) + 0.3) if diag else torch.rand(k, dtype=torch.float64) + 0.3
+    shape = (k, d) if diag else (k,)
+    stds = torch.rand(shape, generator=g, dtype=torch.float64) + 0.3
     weights = torch.rand(k, generator=g, dtype=torch.float64) + 0.2
     return GaussianMixture(means, stds, weights)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from gencore.diffusion import (
     GaussianMixture,
     classifier_guided_denoiser,

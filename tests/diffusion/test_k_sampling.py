@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 import torch
+
 from _oracles import k_sampling
 from gencore.diffusion import GaussianMixture
 from gencore.diffusion import k_sampling as ours

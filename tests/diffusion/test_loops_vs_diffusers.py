@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from _oracles import diffusers_or_skip, k_sampling
 from gencore.diffusion import GaussianMixture, interp_sigmas, make_schedule, sample, timesteps
 from gencore.rng import randn

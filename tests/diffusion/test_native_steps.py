@@ -5,11 +5,12 @@ torch.compile."""
 
 from __future__ import annotations
 
-import gencore
 import pytest
-import torch
-import gencore.diffusion as gd
 import term_oracle
+import torch
+
+import gencore
+import gencore.diffusion as gd
 from _util import assert_close_to_ref
 from gencore.diffusion import (
     ddim_step,
@@ -17,12 +18,11 @@ from gencore.diffusion import (
     dpmpp_2m_step,
     euler_ancestral_step,
     euler_step,
-    flow_match_euler_step,
     heun_step,
     make_schedule,
+    ops,
     q_sample,
 )
-from gencore.diffusion import ops
 
 pytestmark = pytest.mark.skipif(not gencore.info()["cpu_native"], reason="native extension not built")
 
@@ -56,7 +56,8 @@ def _call(kind, x, m, co, extra, steps=gd, **kw):
     if kind == "ddim_clip":
         return steps.ddim_step(x, m, co["at"], co["ap"], clip_sample=1.5, use_clipped_model_output=True, **kw)
     if kind == "ddpm":
-        return steps.ddpm_step(x, m, co["at"], co["ap"], noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
+        return steps.ddpm_step(x, m, co["at"], co["ap"], noise=extra.get("noise"), seed=extra.get("seed"), stream=3,
+                               **kw)
     if kind == "ddpm_large":
         return steps.ddpm_step(x, m, co["at"], co["ap"], variance_type="fixed_large", clip_sample=2.0,
                          noise=extra.get("noise"), seed=extra.get("seed"), stream=3, **kw)
@@ -417,7 +418,7 @@ def test_out_buffers_and_in_place(kind, native, device, monkeypatch):
     for g, w in zip(got, want):
         assert torch.equal(g, w)
     xi = x.clone()  # in place: the new sample overwrites the old one
-    bufs = (xi,) + tuple(torch.empty_like(x) for _ in want[1:])
+    bufs = (xi, *tuple(torch.empty_like(x) for _ in want[1:]))
     got = _call(kind, xi, m, co, extra, out=bufs, **kw)
     assert got[0] is xi
     for g, w in zip(got, want):

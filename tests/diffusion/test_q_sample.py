@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-import gencore
 import pytest
 import torch
+
+import gencore
 from gencore.diffusion import make_schedule, q_sample
 
 diffusers = pytest.importorskip("diffusers")

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+
 from gencore.bench.convergence import convergence_errors, default_mixture, empirical_order
 from gencore.diffusion import GaussianMixture, make_schedule, sample
 from gencore.metrics import sliced_wasserstein

@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 import torch
+
 from gencore.diffusion import Schedule, interp_sigmas, karras_sigmas, make_schedule, timesteps
 from gencore.diffusion.schedules import (
     _arange,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
-import gencore
 import pytest
 import torch
+
+import gencore
 from gencore.diffusion import (
     ddim_step,
     ddpm_step,
@@ -141,7 +142,8 @@ def test_ddpm_last_step_without_noise_and_clip():
     _close(x0, ref.pred_original_sample, torch.float64)
 
 
-# ---------------------------------------------------------------- Euler / Euler ancestral (float32: diffusers upcasts to float32)
+# ---------------------------------------------------------------- Euler / Euler ancestral
+# (float32: diffusers upcasts to float32)
 
 def _sig_sched(cls, pred, steps=10, **kw):
     sch = cls(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type=pred,

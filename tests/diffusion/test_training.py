@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from gencore.diffusion import GaussianMixture, diffusion_loss, drop_labels, make_schedule
 from gencore.diffusion.training import training_target
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from gencore.gan import (
     GAN,
     discriminator_loss,
@@ -72,7 +73,8 @@ class _GaussianGAN(torch.nn.Module):
         z = randn(x.shape[0], 4, seed=seed, stream=step)
 
         def d():
-            return discriminator_loss(self.gan.discriminate(x, y), self.gan.discriminate(self.gan.generate(z, y).detach(), y))
+            fake = self.gan.generate(z, y).detach()
+            return discriminator_loss(self.gan.discriminate(x, y), self.gan.discriminate(fake, y))
 
         def g():
             return nonsaturating_generator_loss(self.gan.discriminate(self.gan.generate(z, y), y))

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+
 from gencore.diffusion import GaussianMixture
 from gencore.rng import randn
 
@@ -329,7 +330,7 @@ def test_from_config_of_another_class_as_diffusers(source, target):
     assert ours_cfg == theirs_cfg
     try:
         theirs = getattr(diffusers, target).from_config(theirs_cfg)
-    except Exception as e:  # noqa: BLE001 (whatever diffusers raises, gencore must raise too)
+    except Exception as e:
         with pytest.raises(type(e)):
             getattr(G, target).from_config(ours_cfg)
         return
@@ -398,16 +399,16 @@ def _stage(lib, name, config):
     """Where a scheduler made from ``config`` fails: ``(stage, exception type)``, or ``None``."""
     try:
         sch = getattr(lib, name)(**config)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return "init", type(e)
     try:
         sch.set_timesteps(4)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return "set_timesteps", type(e)
     try:
         x = torch.zeros(1, 2)
         sch.step(torch.zeros(1, 2), sch.timesteps[0], x)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return "step", type(e)
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from gencore.integrations.diffusers import DPMSolverMultistepScheduler
 
 diffusers = pytest.importorskip("diffusers")

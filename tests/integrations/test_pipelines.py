@@ -11,7 +11,7 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 G = pytest.importorskip("gencore.integrations.diffusers")
 
-from gencore.integrations._tiny import (
+from gencore.integrations._tiny import (  # noqa: E402 - after the skips above
     prompt_embeds,
     tiny_sd3_pipeline,
     tiny_sd_pipeline,

@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
+
 from gencore.data.digits import load_digits
 from gencore.metrics import (
     bits_per_dim,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from gencore.models import MLP, MLPDenoiser, UNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")

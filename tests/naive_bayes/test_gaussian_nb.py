@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
+from sklearn.naive_bayes import GaussianNB as SkNB
+
 from gencore.data.digits import load_digits
 from gencore.naive_bayes import GaussianNB
-from sklearn.naive_bayes import GaussianNB as SkNB
 
 METHODS = ("predict_proba", "predict_log_proba", "predict_joint_log_proba")
 
@@ -51,7 +54,7 @@ def test_partial_fit_sequence_matches_sklearn():
     ours, sk = GaussianNB(var_smoothing=1e-2), SkNB(var_smoothing=1e-2)
     cuts = [0, 30, 60, 61, 200, 400]
     w = np.random.default_rng(5).uniform(0.5, 1.5, len(y))
-    for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
         kw = {"classes": np.arange(4)} if i == 0 else {}
         sw = w[a:b] if i % 2 else None
         ours.partial_fit(X[a:b], y[a:b], sample_weight=sw, **kw)

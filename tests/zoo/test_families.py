@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from gencore import zoo
 from gencore.zoo.base import ZooModel
 from gencore.zoo.registry import family

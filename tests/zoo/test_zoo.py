@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from gencore import zoo
 from gencore.checkpoint import CheckpointError
 

@@ -19,7 +19,7 @@ from gencore.bench.common import (
     write_json,
 )
 
-__all__ = ["available", "run", "main_for"]
+__all__ = ["available", "main_for", "run"]
 
 log = logging.getLogger(__name__)
 

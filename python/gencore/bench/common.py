@@ -21,14 +21,14 @@ import torch
 __all__ = [
     "Row",
     "Section",
-    "time_fn",
     "copy_bandwidth",
+    "environment",
     "floor_seconds",
-    "sync",
-    "try_compile",
     "reference_mode",
     "render_markdown",
-    "environment",
+    "sync",
+    "time_fn",
+    "try_compile",
     "write_json",
 ]
 

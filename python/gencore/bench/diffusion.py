@@ -64,7 +64,7 @@ def _compiled_time(fn, repeat, device):
         return float("nan")
     try:
         return time_fn(compiled, warmup=3, repeat=repeat, device=device)
-    except Exception as exc:  # noqa: BLE001 - toolchain dependent
+    except Exception as exc:
         log.warning("torch.compile of the reference failed: %s", exc)
         return float("nan")
 
@@ -289,4 +289,4 @@ def run(quick: bool = False, device: str = "cpu") -> list[Section]:
         sections = [ddim_section(quick, device)]
         if not quick:  # 120 MiB moved: larger than the CPU's last-level cache, so the floor binds
             sections.append(ddim_section(quick, device, shape=(32, 3, 256, 256)))
-        return sections + [ddpm_section(quick, device), steps_section(quick, device), overhead_section(quick, device)]
+        return [*sections, ddpm_section(quick, device), steps_section(quick, device), overhead_section(quick, device)]

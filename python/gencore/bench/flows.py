@@ -133,7 +133,7 @@ def training_section(quick: bool = False, device: str = "cpu") -> Section:
             zf = zuko.flows.RealNVP(features, transforms=transforms, hidden_features=hidden).to(device)
             zopt = torch.optim.Adam(zf.parameters(), lr=1e-4)
 
-            def zstep():
+            def zstep(zf=zf, zopt=zopt, x=x):
                 loss = -zf().log_prob(x).mean()
                 zopt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -70,13 +70,14 @@ def throughput_section(quick: bool = False, device: str = "cpu") -> Section:
                 if compiled is not None:
                     try:
                         t_comp = time_fn(lambda shape=shape, compiled=compiled: compiled(shape, 1), warmup=2, repeat=5)
-                    except Exception as exc:  # noqa: BLE001 - toolchain dependent
+                    except Exception as exc:
                         log.warning("torch.compile of the reference failed: %s", exc)
                 rows.append(("torch.compile(reference)", t_comp))
         floor = numel * 4 / bw  # write-only: 4 bytes per value
         rows.append(("bandwidth floor (write 4 B/value)", floor))
         for name, t in rows:
-            sec.add(str(tuple(shape)), name, t * 1e3, _msps(numel, t), t_torch / t if not math.isnan(t) else float("nan"))
+            ratio = t_torch / t if not math.isnan(t) else float("nan")
+            sec.add(str(tuple(shape)), name, t * 1e3, _msps(numel, t), ratio)
     sec.notes.append(f"Measured copy bandwidth: {bw / 1e9:.1f} GB/s (read + write). Target: gencore.randn "
                      f">= 4x torch.randn; measured {', '.join(f'{r:.1f}x' for r in ratios)} for the shapes above.")
     sec.notes.append("gencore.randn and torch.randn both allocate their output (page faults of fresh memory "
@@ -93,8 +94,10 @@ def dtype_section(quick: bool = False, device: str = "cpu") -> Section:
                   columns=["dtype", "kind", "gencore ms", "torch ms", "x torch", "gencore M samples/s"])
     for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         for kind, g_fn, t_fn in (("normal", gencore.randn, torch.randn), ("uniform", gencore.rand, torch.rand)):
-            tg = time_fn(lambda g_fn=g_fn, dtype=dtype: g_fn(shape, seed=3, dtype=dtype, device=device), repeat=repeat, device=device)
-            tt = time_fn(lambda t_fn=t_fn, dtype=dtype: t_fn(shape, dtype=dtype, device=device), repeat=repeat, device=device)
+            tg = time_fn(lambda g_fn=g_fn, dtype=dtype: g_fn(shape, seed=3, dtype=dtype, device=device),
+                         repeat=repeat, device=device)
+            tt = time_fn(lambda t_fn=t_fn, dtype=dtype: t_fn(shape, dtype=dtype, device=device),
+                         repeat=repeat, device=device)
             sec.add(str(dtype).replace("torch.", ""), kind, tg * 1e3, tt * 1e3, tt / tg, _msps(numel, tg))
     return sec
 

@@ -16,7 +16,7 @@ import torch
 
 from gencore.bench.common import Section, reference_mode
 
-__all__ = ["run", "RUNS", "QUICK_STEPS"]
+__all__ = ["QUICK_STEPS", "RUNS", "run"]
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from gencore.data.digits import batches, load_digits, split_indices
 from gencore.data.toys import TOYS, gaussian_mixture, make_toy, toy_entropy, toy_log_prob
 
 __all__ = [
-    "load_digits",
-    "split_indices",
-    "batches",
     "TOYS",
-    "make_toy",
-    "toy_log_prob",
-    "toy_entropy",
+    "batches",
     "gaussian_mixture",
+    "load_digits",
+    "make_toy",
+    "split_indices",
+    "toy_entropy",
+    "toy_log_prob",
 ]

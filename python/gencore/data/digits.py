@@ -65,8 +65,8 @@ def _split(split_seed: int) -> dict[str, np.ndarray]:
     for c in range(NUM_CLASSES):
         idx = np.flatnonzero(y == c)
         idx = idx[rng.permutation(len(idx))]
-        n_train = int(round(_FRACTIONS[0] * len(idx)))
-        n_val = int(round(_FRACTIONS[1] * len(idx)))
+        n_train = round(_FRACTIONS[0] * len(idx))
+        n_val = round(_FRACTIONS[1] * len(idx))
         parts["train"].append(idx[:n_train])
         parts["val"].append(idx[n_train:n_train + n_val])
         parts["test"].append(idx[n_train + n_val:])

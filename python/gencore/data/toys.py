@@ -202,7 +202,8 @@ def toy_log_prob(name: str, x: torch.Tensor, *, quadrature: int = 1024) -> torch
 
     Mixtures and the checkerboard are closed forms; moons, circles and the swiss roll integrate
     a Gaussian along their curve with the midpoint rule over ``quadrature`` nodes (the integrand
-    is smooth and periodic-like, so the error is far below 1e-6 nats at 1024 nodes: node spacing is under 0.04 standard deviations).
+    is smooth and periodic-like, so the error is far below 1e-6 nats at 1024 nodes: node spacing is under 0.04
+    standard deviations).
     ``"2spirals"`` and ``"pinwheel"`` have no density here (ValueError).
     """
     name = _check_name(name)

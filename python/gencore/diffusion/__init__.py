@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from gencore.diffusion import steps
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import affine_step
 from gencore.diffusion.schedules import (
@@ -22,7 +23,6 @@ from gencore.diffusion.schedules import (
     make_schedule,
     timesteps,
 )
-from gencore.diffusion import steps
 from gencore.diffusion.steps import *  # noqa: F403 - the public step functions
 
 __all__ = [
@@ -36,13 +36,13 @@ __all__ = [
     *steps.__all__,
 ]
 
-from gencore.diffusion.gmm import GaussianMixture  # noqa: E402
-from gencore.diffusion.guidance import (  # noqa: E402
+from gencore.diffusion.gmm import GaussianMixture
+from gencore.diffusion.guidance import (
     classifier_guided_denoiser,
     classifier_guided_model,
     classifier_log_prob_grad,
 )
-from gencore.diffusion.k_sampling import (  # noqa: E402
+from gencore.diffusion.k_sampling import (
     sample_dpmpp_2m,
     sample_dpmpp_2m_sde,
     sample_euler,
@@ -50,21 +50,21 @@ from gencore.diffusion.k_sampling import (  # noqa: E402
     sample_flow_match_euler,
     sample_heun,
 )
-from gencore.diffusion.sampling import sample  # noqa: E402
-from gencore.diffusion.training import diffusion_loss, drop_labels  # noqa: E402
+from gencore.diffusion.sampling import sample
+from gencore.diffusion.training import diffusion_loss, drop_labels
 
 __all__ += [
     "GaussianMixture",
-    "sample",
-    "sample_euler",
-    "sample_euler_ancestral",
-    "sample_heun",
-    "sample_dpmpp_2m",
-    "sample_dpmpp_2m_sde",
-    "sample_flow_match_euler",
-    "classifier_log_prob_grad",
-    "classifier_guided_model",
     "classifier_guided_denoiser",
+    "classifier_guided_model",
+    "classifier_log_prob_grad",
     "diffusion_loss",
     "drop_labels",
+    "sample",
+    "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde",
+    "sample_euler",
+    "sample_euler_ancestral",
+    "sample_flow_match_euler",
+    "sample_heun",
 ]

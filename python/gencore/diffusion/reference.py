@@ -96,7 +96,7 @@ def affine_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
     if history:
         aux = _axpy(aux, coef.q1, history[0].to(acc))
     aux = zeros if aux is None else aux
-    return out + (aux.to(sample.dtype),)
+    return (*out, aux.to(sample.dtype))
 
 
 def q_sample(x0: torch.Tensor, ab: torch.Tensor, *, noise: torch.Tensor | None = None, seed: int | None = None,

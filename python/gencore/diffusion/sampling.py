@@ -196,7 +196,7 @@ def _vp_loop(sampler, net, x, schedule, steps, spacing, eta, kw, noise_kw, disab
 
 def _sigmas(schedule, steps, spacing):
     ts = timesteps(schedule, steps, spacing, integer=False)
-    sig = interp_sigmas(schedule, ts).tolist() + [0.0]
+    sig = [*interp_sigmas(schedule, ts).tolist(), 0.0]
     return ts.tolist(), sig
 
 

@@ -10,6 +10,7 @@ Vector layers take (batch, features); image layers take (batch, channels, height
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -96,7 +97,7 @@ class MLP(nn.Sequential):
                  zero_init: bool = True):
         layers: list[nn.Module] = []
         widths = [in_features, *hidden]
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.ReLU()]
         last = nn.Linear(widths[-1], out_features)
         if zero_init:
@@ -314,7 +315,7 @@ class ActNorm(Transform):
 
     @torch.no_grad()
     def _init(self, x):
-        dims = [0] + list(range(2, x.dim()))
+        dims = [0, *list(range(2, x.dim()))]
         self.loc.copy_(x.mean(dims))
         self.log_scale.copy_(torch.log(x.std(dims, unbiased=False) + self.eps))
         self.initialized.fill_(True)

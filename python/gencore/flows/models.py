@@ -279,7 +279,7 @@ class MultiScale(Transform):
         ladj = z.new_zeros(z.shape[0])
         # Cut z into the factored-out pieces and the last level's output.
         sizes, pieces = [], []
-        for i, (c, h, w) in enumerate(self.shapes):
+        for i, (_, h, w) in enumerate(self.shapes):
             if i < len(self.split_channels):
                 sizes.append((self.split_channels[i], h, w))
         last = self.shapes[-1]

@@ -14,7 +14,8 @@ def tiny_unet2d(sample_size: int = 8):
     torch.manual_seed(0)
     return UNet2DModel(sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
                        block_out_channels=(8, 16), norm_num_groups=4,
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"))
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"))
 
 
 def tiny_sd_components(latent_size: int = 8):

@@ -9,5 +9,14 @@ from gencore.models.trainer import Trainer
 from gencore.models.unet import UNet
 from gencore.models.vae import VAE, DenoisingAutoencoder
 
-__all__ = ["UNet", "MLP", "MLPDenoiser", "TimeEmbedding", "ClassEmbedding", "timestep_embedding", "VAE",
-           "DenoisingAutoencoder", "Trainer"]
+__all__ = [
+           "MLP",
+           "VAE",
+           "ClassEmbedding",
+           "DenoisingAutoencoder",
+           "MLPDenoiser",
+           "TimeEmbedding",
+           "Trainer",
+           "UNet",
+           "timestep_embedding",
+]

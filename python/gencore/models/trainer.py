@@ -128,7 +128,7 @@ class Trainer:
 
     def _epoch_and_index(self, step: int) -> tuple[int, int]:
         if not hasattr(self, "_per_epoch"):
-            n = tuple(self._data(0))[0].shape[0]
+            n = next(iter(self._data(0))).shape[0]
             if n < self.batch_size:
                 raise ValueError(f"batch_size={self.batch_size} is larger than the training set ({n})")
             self._per_epoch = n // self.batch_size
@@ -151,7 +151,8 @@ class Trainer:
         step, _, extra = load_training_state(path, model=self.model, kind=self.config.get("kind"))
         opts = extra.get("optimizers", {})
         if set(opts) != set(self.optimizers):
-            raise CheckpointError(f"checkpoint {path} has optimizers {sorted(opts)}, expected {sorted(self.optimizers)}")
+            raise CheckpointError(f"checkpoint {path} has optimizers {sorted(opts)}, "
+                                  f"expected {sorted(self.optimizers)}")
         for k, o in self.optimizers.items():
             o.load_state_dict(opts[k])
         if self.ema is not None:

@@ -8,8 +8,15 @@ import math
 
 import torch
 
-from gencore.diffusion.checks import check_out, check_real, check_sigmas, check_step_args, coef_arg, in_range
-from gencore.diffusion.checks import noise_kwargs
+from gencore.diffusion.checks import (
+    check_out,
+    check_real,
+    check_sigmas,
+    check_step_args,
+    coef_arg,
+    in_range,
+    noise_kwargs,
+)
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
 from gencore.diffusion.paths import Path, Prediction, expm1, path, sqrt

@@ -98,7 +98,7 @@ def clip_arg(config) -> float | None:
 def check_float_timestep(timestep, cls: str) -> None:
     """diffusers' refusal of integer step indices in the sigma-based schedulers' ``step``."""
     if isinstance(timestep, (int, torch.IntTensor, torch.LongTensor)):
-        raise ValueError(  # noqa: TRY004 (diffusers' exception type)
+        raise ValueError(
             f"Passing integer indices (e.g. from `enumerate(timesteps)`) as timesteps to `{cls}.step()` is not "
             "supported. Make sure to pass one of the `scheduler.timesteps` as a timestep.")
 
