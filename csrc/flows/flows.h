@@ -1,6 +1,9 @@
+// Launch parameters of the affine-coupling kernels (CPU and CUDA share them).
 #pragma once
 
 #include <cstdint>
+
+#include "common/launch.h"
 
 namespace gencore {
 namespace flows {
@@ -18,10 +21,25 @@ struct CouplingArgs {
   bool inverse;
 };
 
-void coupling_forward_cuda(const CouplingArgs& a, int dtype, void* y, void* logdet, int device,
-                           uintptr_t cuda_stream);
-void coupling_backward_cuda(const CouplingArgs& a, int dtype, const void* gy, int64_t sgy, const void* gl,
-                            void* gx, void* gv, int device, uintptr_t cuda_stream);
+// y = x * exp(s) + t (or the inverse) and logdet = sum(s) per sample.
+struct CouplingForward : CouplingArgs {
+  void* y;       // out (n, D)
+  void* logdet;  // out (n,)
+};
+
+// Gradients wrt x and log_scale (the shift's gradient is grad_y, or -grad_x for the inverse).
+struct CouplingBackward : CouplingArgs {
+  const void* gy;  // grad_y, rows gy + i * sgy
+  int64_t sgy;
+  const void* gl;  // grad_logdet (n,)
+  void* gx;        // out (n, D)
+  void* gv;        // out (n, D)
+};
+
+void run_cpu(const CouplingForward& a, const Launch& at);
+void run_cpu(const CouplingBackward& a, const Launch& at);
+void run_cuda(const CouplingForward& a, const Launch& at);
+void run_cuda(const CouplingBackward& a, const Launch& at);
 
 }  // namespace flows
 }  // namespace gencore

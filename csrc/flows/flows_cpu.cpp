@@ -10,10 +10,11 @@
 #endif
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 
 #include "common/gencore.h"
 #include "common/parallel.h"
-#include "common/registry.h"
 #include "flows/flows.h"
 #include "flows/flows_math.h"
 
@@ -184,67 +185,15 @@ struct BackwardK {
   }
 };
 
-CouplingArgs make_args(uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx, int64_t st, int64_t sv, int64_t n,
-                       int64_t D, int clamp, double c, bool inverse) {
-  check_arg(n >= 0 && D >= 0, "sizes must be non-negative");
-  check_arg(clamp >= kNone && clamp <= kSigmoid, "unknown clamp code");
-  check_arg(c > 0, "clamp_value must be positive");
-  return CouplingArgs{reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(t),
-                      reinterpret_cast<const void*>(v), sx, st, sv, n, D, clamp, c, inverse};
-}
-
-void forward(uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx, int64_t st, int64_t sv, int64_t n, int64_t D,
-             int clamp, double c, bool inverse, int dtype, uintptr_t y, uintptr_t logdet, int device,
-             uintptr_t cuda_stream, int threads) {
-  const CouplingArgs a = make_args(x, t, v, sx, st, sv, n, D, clamp, c, inverse);
-  if (n == 0) return;
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    coupling_forward_cuda(a, dtype, reinterpret_cast<void*>(y), reinterpret_cast<void*>(logdet), device,
-                          cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  dispatch<ForwardK>(dtype, clamp, inverse, a, reinterpret_cast<void*>(y), reinterpret_cast<void*>(logdet),
-                     threads);
-}
-
-void backward(uintptr_t gy, int64_t sgy, uintptr_t gl, uintptr_t x, uintptr_t t, uintptr_t v, int64_t sx,
-              int64_t st, int64_t sv, int64_t n, int64_t D, int clamp, double c, bool inverse, int dtype,
-              uintptr_t gx, uintptr_t gv, int device, uintptr_t cuda_stream, int threads) {
-  const CouplingArgs a = make_args(x, t, v, sx, st, sv, n, D, clamp, c, inverse);
-  if (n == 0 || D == 0) return;
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    coupling_backward_cuda(a, dtype, reinterpret_cast<const void*>(gy), sgy, reinterpret_cast<const void*>(gl),
-                           reinterpret_cast<void*>(gx), reinterpret_cast<void*>(gv), device, cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  dispatch<BackwardK>(dtype, clamp, inverse, a, reinterpret_cast<const void*>(gy), sgy,
-                      reinterpret_cast<const void*>(gl), reinterpret_cast<void*>(gx), reinterpret_cast<void*>(gv),
-                      threads);
-}
-
 }  // namespace
+
+void run_cpu(const CouplingForward& a, const Launch& at) {
+  dispatch<ForwardK>(at.dtype, a.clamp, a.inverse, a, a.y, a.logdet, at.threads);
+}
+
+void run_cpu(const CouplingBackward& a, const Launch& at) {
+  dispatch<BackwardK>(at.dtype, a.clamp, a.inverse, a, a.gy, a.sgy, a.gl, a.gx, a.gv, at.threads);
+}
+
 }  // namespace flows
 }  // namespace gencore
-
-GENCORE_BINDINGS(flows) {
-  namespace py = pybind11;
-  using namespace gencore::flows;
-  m.def("flows_coupling_forward", &forward, py::arg("x"), py::arg("shift"), py::arg("log_scale"),
-        py::arg("x_stride"), py::arg("shift_stride"), py::arg("log_scale_stride"), py::arg("n"),
-        py::arg("sample_numel"), py::arg("clamp"), py::arg("clamp_value"), py::arg("inverse"), py::arg("dtype"),
-        py::arg("y"), py::arg("logdet"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"),
-        GENCORE_NOGIL);
-  m.def("flows_coupling_backward", &backward, py::arg("grad_y"), py::arg("grad_y_stride"),
-        py::arg("grad_logdet"), py::arg("x"), py::arg("shift"), py::arg("log_scale"), py::arg("x_stride"),
-        py::arg("shift_stride"), py::arg("log_scale_stride"), py::arg("n"), py::arg("sample_numel"),
-        py::arg("clamp"), py::arg("clamp_value"), py::arg("inverse"), py::arg("dtype"), py::arg("grad_x"),
-        py::arg("grad_log_scale"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL);
-}

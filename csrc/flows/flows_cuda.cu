@@ -170,16 +170,15 @@ struct BackwardLauncher {
 
 }  // namespace
 
-void coupling_forward_cuda(const CouplingArgs& a, int dtype, void* y, void* logdet, int device,
-                           uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  by_dtype(dtype, a.clamp, a.inverse, ForwardLauncher{a, y, logdet, cuda::as_stream(cuda_stream)});
+void run_cuda(const CouplingForward& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  by_dtype(at.dtype, a.clamp, a.inverse, ForwardLauncher{a, a.y, a.logdet, cuda::as_stream(at.cuda_stream)});
 }
 
-void coupling_backward_cuda(const CouplingArgs& a, int dtype, const void* gy, int64_t sgy, const void* gl,
-                            void* gx, void* gv, int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  by_dtype(dtype, a.clamp, a.inverse, BackwardLauncher{a, gy, sgy, gl, gx, gv, cuda::as_stream(cuda_stream)});
+void run_cuda(const CouplingBackward& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  by_dtype(at.dtype, a.clamp, a.inverse,
+           BackwardLauncher{a, a.gy, a.sgy, a.gl, a.gx, a.gv, cuda::as_stream(at.cuda_stream)});
 }
 
 }  // namespace flows

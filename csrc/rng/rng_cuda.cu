@@ -43,25 +43,21 @@ __global__ void fill_kernel(T* out, int64_t n, int64_t D, uint64_t seed, uint32_
 }
 
 template <typename T>
-void launch(void* out, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, bool uniform,
-            cudaStream_t s) {
-  const int64_t total = n * ((D + 3) / 4);
+void launch(const FillArgs& a, cudaStream_t s) {
+  const int64_t total = a.n * ((a.D + 3) / 4);
   const unsigned grid = cuda::grid_for(total);
-  if (uniform) fill_kernel<T, true><<<grid, 256, 0, s>>>(static_cast<T*>(out), n, D, seed, stream, sample0);
-  else fill_kernel<T, false><<<grid, 256, 0, s>>>(static_cast<T*>(out), n, D, seed, stream, sample0);
+  T* out = static_cast<T*>(a.out);
+  if (a.uniform) fill_kernel<T, true><<<grid, 256, 0, s>>>(out, a.n, a.D, a.seed, a.stream, a.sample0);
+  else fill_kernel<T, false><<<grid, 256, 0, s>>>(out, a.n, a.D, a.seed, a.stream, a.sample0);
   GENCORE_CUDA_CHECK_LAUNCH("rng fill");
 }
 
 }  // namespace
 
-void fill_cuda(void* out, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
-               bool uniform, int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  const cudaStream_t s = cuda::as_stream(cuda_stream);
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return launch<T>(out, n, D, seed, stream, sample0, uniform, s);
-  });
+void run_cuda(const FillArgs& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  const cudaStream_t s = cuda::as_stream(at.cuda_stream);
+  dispatch_dtype(at.dtype, [&](auto tag) { launch<decltype(tag)>(a, s); });
 }
 
 }  // namespace rng

@@ -8,11 +8,9 @@
 // sample sits in the batch.
 #include <algorithm>
 #include <cstdint>
-#include <stdexcept>
 
 #include "common/gencore.h"
 #include "common/parallel.h"
-#include "common/registry.h"
 #include "rng/noise_cpu.h"
 #include "vae/vae.h"
 #include "vae/vae_math.h"
@@ -128,15 +126,15 @@ GENCORE_SIMD_CLONES void backward_range(const T* mu, const T* lv, const T* nz, c
 }
 
 template <typename T>
-void forward_cpu(const void* mu, const void* lv, const void* nz, void* z, void* kl, int64_t n, int64_t D,
-                 const noise::Source& src, int threads) {
-  const T* m = static_cast<const T*>(mu);
-  const T* l = static_cast<const T*>(lv);
-  const T* e = static_cast<const T*>(nz);
-  T* zo = static_cast<T*>(z);
-  T* ko = static_cast<T*>(kl);
-  const int64_t grain = std::max<int64_t>(1, 16384 / D);
-  parallel_for(n, grain, threads, [&](int64_t r0, int64_t r1) {
+void forward_cpu(const vae::ForwardArgs& a, int threads) {
+  const T* m = static_cast<const T*>(a.mu);
+  const T* l = static_cast<const T*>(a.logvar);
+  const T* e = static_cast<const T*>(a.noise);
+  T* zo = static_cast<T*>(a.z);
+  T* ko = static_cast<T*>(a.kl);
+  const noise::Source src{a.seed, a.stream, a.sample0, a.D};
+  const int64_t grain = std::max<int64_t>(1, 16384 / a.D);
+  parallel_for(a.n, grain, threads, [&](int64_t r0, int64_t r1) {
     if (zo && ko) {
       if (e) forward_rows<T, true, true, true>(m, l, e, zo, ko, src, r0, r1);
       else forward_rows<T, true, true, false>(m, l, e, zo, ko, src, r0, r1);
@@ -157,16 +155,16 @@ void backward_dispatch(const T* m, const T* l, const T* e, const T* gz, const T*
 }
 
 template <typename T>
-void backward_cpu(const void* mu, const void* lv, const void* nz, const void* gz, const void* gk, void* dmu,
-                  void* dlv, int64_t n, int64_t D, const noise::Source& src, int threads) {
-  const T* m = static_cast<const T*>(mu);
-  const T* l = static_cast<const T*>(lv);
-  const T* e = static_cast<const T*>(nz);
-  const T* g = static_cast<const T*>(gz);
-  const T* k = static_cast<const T*>(gk);
-  T* dm = static_cast<T*>(dmu);
-  T* dl = static_cast<T*>(dlv);
-  const int64_t total = n * D;
+void backward_cpu(const vae::BackwardArgs& a, int threads) {
+  const T* m = static_cast<const T*>(a.mu);
+  const T* l = static_cast<const T*>(a.logvar);
+  const T* e = static_cast<const T*>(a.noise);
+  const T* g = static_cast<const T*>(a.grad_z);
+  const T* k = static_cast<const T*>(a.grad_kl);
+  T* dm = static_cast<T*>(a.grad_mu);
+  T* dl = static_cast<T*>(a.grad_logvar);
+  const noise::Source src{a.seed, a.stream, a.sample0, a.D};
+  const int64_t total = a.n * a.D;
   const int64_t tiles = (total + kL - 1) / kL;
   parallel_for(tiles, 16, threads, [&](int64_t tb, int64_t te) {
     const int64_t b = tb * kL, en = std::min(total, te * kL);
@@ -177,72 +175,17 @@ void backward_cpu(const void* mu, const void* lv, const void* nz, const void* gz
   });
 }
 
-template <typename P>
-const void* cptr(P p) {
-  return reinterpret_cast<const void*>(p);
-}
-template <typename P>
-void* mptr(P p) {
-  return reinterpret_cast<void*>(p);
-}
-
-void forward(uintptr_t mu, uintptr_t logvar, uintptr_t noise, uintptr_t z, uintptr_t kl, int dtype, int64_t n,
-             int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, int device, uintptr_t cuda_stream,
-             int threads) {
-  check_arg(z != 0 || kl != 0, "vae forward: nothing to compute");
-  if (n <= 0 || D <= 0) return;
-  check_arg(D < (int64_t(1) << 34), "sample size must be below 2**34 elements");
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    vae::forward_cuda(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), dtype, n, D, seed, stream, sample0,
-                      device, cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  const noise::Source src{seed, stream, sample0, D};
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return forward_cpu<T>(cptr(mu), cptr(logvar), cptr(noise), mptr(z), mptr(kl), n, D, src, threads);
-  });
-}
-
-void backward(uintptr_t mu, uintptr_t logvar, uintptr_t noise, uintptr_t gz, uintptr_t gk, uintptr_t dmu,
-              uintptr_t dlogvar, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
-              int device, uintptr_t cuda_stream, int threads) {
-  if (n <= 0 || D <= 0) return;
-  check_arg(D < (int64_t(1) << 34), "sample size must be below 2**34 elements");
-  if (device >= 0) {
-#ifdef GENCORE_WITH_CUDA
-    vae::backward_cuda(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu), mptr(dlogvar), dtype, n,
-                       D, seed, stream, sample0, device, cuda_stream);
-    return;
-#else
-    throw std::runtime_error("gencore was built without CUDA kernels");
-#endif
-  }
-  const noise::Source src{seed, stream, sample0, D};
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return backward_cpu<T>(cptr(mu), cptr(logvar), cptr(noise), cptr(gz), cptr(gk), mptr(dmu), mptr(dlogvar), n, D,
-                           src, threads);
-  });
-}
-
 }  // namespace
-}  // namespace gencore
 
-GENCORE_BINDINGS(vae) {
-  namespace py = pybind11;
-  using namespace gencore;
-  m.def("vae_forward", &forward, py::arg("mu"), py::arg("logvar"), py::arg("noise"), py::arg("z"), py::arg("kl"),
-        py::arg("dtype"), py::arg("n"), py::arg("sample_numel"), py::arg("seed"), py::arg("stream"),
-        py::arg("sample_offset"), py::arg("device"), py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL,
-        "z = mu + exp(logvar / 2) * eps and/or the per-sample KL to N(0, I); null pointers skip an output");
-  m.def("vae_backward", &backward, py::arg("mu"), py::arg("logvar"), py::arg("noise"), py::arg("grad_z"),
-        py::arg("grad_kl"), py::arg("grad_mu"), py::arg("grad_logvar"), py::arg("dtype"), py::arg("n"),
-        py::arg("sample_numel"), py::arg("seed"), py::arg("stream"), py::arg("sample_offset"), py::arg("device"),
-        py::arg("cuda_stream"), py::arg("threads"), GENCORE_NOGIL,
-        "gradients of reparameterize/gaussian_kl wrt mu and logvar; eps recomputed from the counter when noise is null");
+namespace vae {
+
+void run_cpu(const ForwardArgs& a, const Launch& at) {
+  dispatch_dtype(at.dtype, [&](auto tag) { forward_cpu<decltype(tag)>(a, at.threads); });
 }
+
+void run_cpu(const BackwardArgs& a, const Launch& at) {
+  dispatch_dtype(at.dtype, [&](auto tag) { backward_cpu<decltype(tag)>(a, at.threads); });
+}
+
+}  // namespace vae
+}  // namespace gencore

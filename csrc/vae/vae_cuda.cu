@@ -112,13 +112,15 @@ void launch_kl(const T* mu, const T* lv, const T* nz, T* z, T* kl, int64_t n, in
 }
 
 template <typename T>
-void forward_t(const void* mu_, const void* lv_, const void* nz_, void* z_, void* kl_, int64_t n, int64_t D,
-               uint64_t seed, uint32_t stream, uint64_t sample0, cudaStream_t s) {
-  const T* mu = static_cast<const T*>(mu_);
-  const T* lv = static_cast<const T*>(lv_);
-  const T* nz = static_cast<const T*>(nz_);
-  T* z = static_cast<T*>(z_);
-  T* kl = static_cast<T*>(kl_);
+void forward_t(const ForwardArgs& a, cudaStream_t s) {
+  const T* mu = static_cast<const T*>(a.mu);
+  const T* lv = static_cast<const T*>(a.logvar);
+  const T* nz = static_cast<const T*>(a.noise);
+  T* z = static_cast<T*>(a.z);
+  T* kl = static_cast<T*>(a.kl);
+  const int64_t n = a.n, D = a.D;
+  const uint64_t seed = a.seed, sample0 = a.sample0;
+  const uint32_t stream = a.stream;
   if (kl) {
     if (z && nz) launch_kl<T, true, true>(mu, lv, nz, z, kl, n, D, seed, stream, sample0, s);
     else if (z) launch_kl<T, true, false>(mu, lv, nz, z, kl, n, D, seed, stream, sample0, s);
@@ -143,15 +145,17 @@ void launch_backward(const T* mu, const T* lv, const T* nz, const T* gz, const T
 }
 
 template <typename T>
-void backward_t(const void* mu_, const void* lv_, const void* nz_, const void* gz_, const void* gk_, void* dmu_,
-                void* dlv_, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, cudaStream_t s) {
-  const T* mu = static_cast<const T*>(mu_);
-  const T* lv = static_cast<const T*>(lv_);
-  const T* nz = static_cast<const T*>(nz_);
-  const T* gz = static_cast<const T*>(gz_);
-  const T* gk = static_cast<const T*>(gk_);
-  T* dmu = static_cast<T*>(dmu_);
-  T* dlv = static_cast<T*>(dlv_);
+void backward_t(const BackwardArgs& a, cudaStream_t s) {
+  const T* mu = static_cast<const T*>(a.mu);
+  const T* lv = static_cast<const T*>(a.logvar);
+  const T* nz = static_cast<const T*>(a.noise);
+  const T* gz = static_cast<const T*>(a.grad_z);
+  const T* gk = static_cast<const T*>(a.grad_kl);
+  T* dmu = static_cast<T*>(a.grad_mu);
+  T* dlv = static_cast<T*>(a.grad_logvar);
+  const int64_t n = a.n, D = a.D;
+  const uint64_t seed = a.seed, sample0 = a.sample0;
+  const uint32_t stream = a.stream;
   if (gz && gk) launch_backward<T, true, true>(mu, lv, nz, gz, gk, dmu, dlv, n, D, seed, stream, sample0, s);
   else if (gz) launch_backward<T, true, false>(mu, lv, nz, gz, gk, dmu, dlv, n, D, seed, stream, sample0, s);
   else if (gk) launch_backward<T, false, true>(mu, lv, nz, gz, gk, dmu, dlv, n, D, seed, stream, sample0, s);
@@ -161,25 +165,16 @@ void backward_t(const void* mu_, const void* lv_, const void* nz_, const void* g
 
 }  // namespace
 
-void forward_cuda(const void* mu, const void* logvar, const void* noise, void* z, void* kl, int dtype, int64_t n,
-                  int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0, int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  const cudaStream_t s = cuda::as_stream(cuda_stream);
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return forward_t<T>(mu, logvar, noise, z, kl, n, D, seed, stream, sample0, s);
-  });
+void run_cuda(const ForwardArgs& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  const cudaStream_t s = cuda::as_stream(at.cuda_stream);
+  dispatch_dtype(at.dtype, [&](auto tag) { forward_t<decltype(tag)>(a, s); });
 }
 
-void backward_cuda(const void* mu, const void* logvar, const void* noise, const void* gz, const void* gk, void* dmu,
-                   void* dlogvar, int dtype, int64_t n, int64_t D, uint64_t seed, uint32_t stream, uint64_t sample0,
-                   int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  const cudaStream_t s = cuda::as_stream(cuda_stream);
-  return dispatch_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return backward_t<T>(mu, logvar, noise, gz, gk, dmu, dlogvar, n, D, seed, stream, sample0, s);
-  });
+void run_cuda(const BackwardArgs& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  const cudaStream_t s = cuda::as_stream(at.cuda_stream);
+  dispatch_dtype(at.dtype, [&](auto tag) { backward_t<decltype(tag)>(a, s); });
 }
 
 }  // namespace vae

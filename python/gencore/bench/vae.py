@@ -119,8 +119,7 @@ def compute_floor(mu: torch.Tensor, logvar: torch.Tensor, grad_z: torch.Tensor, 
     backward) on the first ``rows`` samples, a block that stays in cache, timed on one thread
     into preallocated outputs and scaled to n samples on ``threads`` threads with perfect
     scaling. None without the native CPU kernels."""
-    lib = _native.lib()
-    if lib is None or _native.force_reference() or mu.device.type != "cpu" or mu.dtype != torch.float32:
+    if not _native.use_native() or mu.device.type != "cpu" or mu.dtype != torch.float32:
         return None
     n, D = mu.shape
     rows = min(rows, n)
@@ -128,13 +127,13 @@ def compute_floor(mu: torch.Tensor, logvar: torch.Tensor, grad_z: torch.Tensor, 
     gk = grad_kl[:rows].contiguous()
     z, dmu, dlv = torch.empty_like(m), torch.empty_like(m), torch.empty_like(m)
     kl = torch.empty(rows)
-    p = _native.ptr
+    one_thread = (_native.dtype_code(m.dtype), -1, 0, 1)
 
     def forward():
-        lib.vae_forward(p(m), p(lv), 0, p(z), p(kl), 0, rows, D, 1, 0, 0, -1, 0, 1)
+        _native.call("vae_forward", m, lv, None, z, kl, rows, D, 1, 0, 0, one_thread)
 
     def backward():
-        lib.vae_backward(p(m), p(lv), 0, p(gz), p(gk), p(dmu), p(dlv), 0, rows, D, 1, 0, 0, -1, 0, 1)
+        _native.call("vae_backward", m, lv, None, gz, gk, dmu, dlv, rows, D, 1, 0, 0, one_thread)
 
     scale = n / rows / max(1, threads)
     t_f = time_fn(forward, warmup=5, repeat=repeat)

@@ -53,11 +53,8 @@ def _forward_impl(x, shift, log_scale, clamp, clamp_value, inverse):
     xr, sx = _rows(x)
     tr, st = _rows(shift)
     vr, sv = _rows(log_scale)
-    _native.lib().flows_coupling_forward(
-        _native.ptr(xr), _native.ptr(tr), _native.ptr(vr), sx, st, sv, n, D, CLAMPS[clamp],
-        clamp_value, inverse, _native.dtype_code(x.dtype), _native.ptr(y), _native.ptr(logdet),
-        _native.device_index(x), _native.cuda_stream(x), _native.threads(),
-    )
+    _native.launch("flows_coupling_forward", x, xr, tr, vr, sx, st, sv, n, D, CLAMPS[clamp], clamp_value, inverse,
+                   y, logdet)
     return y, logdet
 
 
@@ -89,12 +86,8 @@ def _backward_impl(grad_y, grad_logdet, x, shift, log_scale, clamp, clamp_value,
     xr, sx = _rows(x)
     tr, st = _rows(shift)
     vr, sv = _rows(log_scale)
-    _native.lib().flows_coupling_backward(
-        _native.ptr(gyr), sgy, _native.ptr(glr), _native.ptr(xr), _native.ptr(tr), _native.ptr(vr),
-        sx, st, sv, n, D, CLAMPS[clamp], clamp_value, inverse, _native.dtype_code(x.dtype),
-        _native.ptr(gx), _native.ptr(gv), _native.device_index(x), _native.cuda_stream(x),
-        _native.threads(),
-    )
+    _native.launch("flows_coupling_backward", x, gyr, sgy, glr, xr, tr, vr, sx, st, sv, n, D, CLAMPS[clamp],
+                   clamp_value, inverse, gx, gv)
     return gx, gv
 
 

@@ -27,25 +27,26 @@ def from_signed64(seed: int) -> int:
     return seed + 2**64 if seed < 0 else seed
 
 
-@torch.library.custom_op("gencore::noise_fill_", mutates_args=("out",))
-def _noise_fill_(out: torch.Tensor, seed: int, stream: int, sample_offset: int, uniform: bool) -> None:
+def _fill_impl(out: torch.Tensor, seed: int, stream: int, sample_offset: int, uniform: bool) -> None:
+    """The implementation of ``gencore::noise_fill_``: the native kernel, or the reference."""
     seed_u = from_signed64(seed)
     offset_u = from_signed64(sample_offset)
     n = out.shape[0] if out.dim() > 0 else 1
     if out.numel() == 0:
         return
-    numel = out.numel() // n
-    if _native.use_native(out) and out.is_contiguous():
-        _native.lib().rng_fill(
-            _native.ptr(out), _native.dtype_code(out.dtype), n, numel, seed_u, stream, offset_u, uniform,
-            _native.device_index(out), _native.cuda_stream(out), _native.threads(),
-        )
-    elif _native.use_native(out):
-        tmp = torch.empty_like(out, memory_format=torch.contiguous_format)
-        _noise_fill_(tmp, seed, stream, sample_offset, uniform)
-        out.copy_(tmp)
-    else:
+    if not _native.use_native(out):
         reference.fill(out, seed_u, stream, offset_u, uniform)
+    elif out.is_contiguous():
+        _native.launch("rng_fill", out, out, n, out.numel() // n, seed_u, stream, offset_u, uniform)
+    else:
+        tmp = torch.empty_like(out, memory_format=torch.contiguous_format)
+        _fill_impl(tmp, seed, stream, sample_offset, uniform)
+        out.copy_(tmp)
+
+
+@torch.library.custom_op("gencore::noise_fill_", mutates_args=("out",))
+def _noise_fill_(out: torch.Tensor, seed: int, stream: int, sample_offset: int, uniform: bool) -> None:
+    _fill_impl(out, seed, stream, sample_offset, uniform)
 
 
 def fill_(out: torch.Tensor, *, seed: int, stream: int = 0, sample_offset: int = 0, uniform: bool = False) -> torch.Tensor:
@@ -59,7 +60,12 @@ def fill_(out: torch.Tensor, *, seed: int, stream: int = 0, sample_offset: int =
     sample_offset = check_index(sample_offset, "sample_offset", 2**64)
     if sample_offset + (out.shape[0] if out.dim() else 1) > 2**64:
         raise ValueError("sample_offset + batch size must stay below 2**64")
-    _noise_fill_(out, to_signed64(seed), stream, to_signed64(sample_offset), bool(uniform))
+    args = (to_signed64(seed), stream, to_signed64(sample_offset), bool(uniform))
+    if _native.direct_ok(out) and not out.requires_grad:
+        _fill_impl(out, *args)
+        torch.autograd.graph.increment_version(out)  # what the op's in-place dispatch does
+    else:
+        _noise_fill_(out, *args)
     return out
 
 
@@ -145,10 +151,10 @@ def philox(counter: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     if bool(((counter < 0) | (counter > 0xFFFFFFFF)).any()) or bool(((key < 0) | (key > 0xFFFFFFFF)).any()):
         raise ValueError("counter and key words must be in [0, 2**32)")
     k0, k1 = int(key[0]), int(key[1])
-    if _native.lib() is not None and not _native.force_reference():
+    if _native.use_native():
         c = counter.detach().cpu().contiguous()
         out = torch.empty_like(c)
-        _native.lib().philox_words(c.data_ptr(), k0, k1, c.shape[0], out.data_ptr())
+        _native.call("philox_words", c, k0, k1, c.shape[0], out)
         return out.to(counter.device)
     return reference.philox(counter, (k0, k1))
 

@@ -52,13 +52,8 @@ def _forward(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None,
         kl.zero_()
     if n == 0 or D == 0:
         return z, kl
-    mu_c, lv_c = mu.contiguous(), logvar.contiguous()
     nz = noise.contiguous() if (noise is not None and want_z) else None
-    _native.lib().vae_forward(
-        _native.ptr(mu_c), _native.ptr(lv_c), _native.ptr(nz), _native.ptr(z), _native.ptr(kl),
-        _native.dtype_code(mu.dtype), n, D, seed_u, stream, off_u,
-        _native.device_index(mu), _native.cuda_stream(mu), _native.threads(),
-    )
+    _native.launch("vae_forward", mu, mu.contiguous(), logvar.contiguous(), nz, z, kl, n, D, seed_u, stream, off_u)
     return z, kl
 
 
@@ -111,15 +106,11 @@ def _backward_impl(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor |
     dlv = torch.empty(mu.shape, dtype=mu.dtype, device=mu.device)
     if n == 0 or D == 0:
         return dmu, dlv
-    mu_c, lv_c = mu.contiguous(), logvar.contiguous()
     gz = grad_z.to(mu.dtype).contiguous() if grad_z is not None else None
     gk = grad_kl.to(mu.dtype).contiguous() if grad_kl is not None else None
     nz = noise.contiguous() if (noise is not None and gz is not None) else None
-    _native.lib().vae_backward(
-        _native.ptr(mu_c), _native.ptr(lv_c), _native.ptr(nz), _native.ptr(gz), _native.ptr(gk),
-        _native.ptr(dmu), _native.ptr(dlv), _native.dtype_code(mu.dtype), n, D, seed_u, stream, off_u,
-        _native.device_index(mu), _native.cuda_stream(mu), _native.threads(),
-    )
+    _native.launch("vae_backward", mu, mu.contiguous(), logvar.contiguous(), nz, gz, gk, dmu, dlv, n, D, seed_u,
+                   stream, off_u)
     return dmu, dlv
 
 
