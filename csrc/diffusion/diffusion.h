@@ -3,18 +3,11 @@
 
 #include <cstdint>
 
+#include "common/launch.h"
 #include "diffusion/diffusion_math.h"
 
 namespace gencore {
 namespace diffusion {
-
-// The (n, D) shape and the noise-contract source shared by every diffusion kernel.
-struct RowNoise {
-  int64_t n = 0, D = 0;
-  uint64_t seed = 0;
-  uint32_t stream = 0;
-  uint64_t sample0 = 0;
-};
 
 struct StepArgs : RowNoise {
   const void* x = nullptr;     // sample (n, D)
@@ -41,13 +34,12 @@ struct QSampleArgs : RowNoise {
   void* z_out = nullptr;       // drawn noise (Philox) or null
 };
 
-// CPU kernels (diffusion_cpu.cpp).
-void run_cpu(const StepArgs& a, int dtype, int threads);
-void run_cpu(const QSampleArgs& a, int dtype, int threads);
-
-// CUDA launchers (CUDA builds only; diffusion_cuda.cu).
-void run_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream);
-void run_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream);
+// CPU kernels (diffusion_cpu.cpp) and CUDA launchers (CUDA builds only; diffusion_cuda.cu),
+// reached through gencore::run_on.
+void run_cpu(const StepArgs& a, const Launch& at);
+void run_cpu(const QSampleArgs& a, const Launch& at);
+void run_cuda(const StepArgs& a, const Launch& at);
+void run_cuda(const QSampleArgs& a, const Launch& at);
 
 }  // namespace diffusion
 }  // namespace gencore

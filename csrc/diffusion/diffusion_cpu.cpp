@@ -202,12 +202,12 @@ void q_sample_cpu(const QSampleArgs& a, int threads) {
 
 }  // namespace
 
-void run_cpu(const StepArgs& a, int dtype, int threads) {
-  dispatch_dtype(dtype, [&](auto tag) { step_cpu<decltype(tag)>(a, threads); });
+void run_cpu(const StepArgs& a, const Launch& at) {
+  dispatch_dtype(at.dtype, [&](auto tag) { step_cpu<decltype(tag)>(a, at.threads); });
 }
 
-void run_cpu(const QSampleArgs& a, int dtype, int threads) {
-  dispatch_dtype(dtype, [&](auto tag) { q_sample_cpu<decltype(tag)>(a, threads); });
+void run_cpu(const QSampleArgs& a, const Launch& at) {
+  dispatch_dtype(at.dtype, [&](auto tag) { q_sample_cpu<decltype(tag)>(a, at.threads); });
 }
 
 }  // namespace diffusion

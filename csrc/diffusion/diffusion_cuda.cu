@@ -133,19 +133,19 @@ void q_sample_t(const QSampleArgs& a, cudaStream_t s) {
 
 }  // namespace
 
-void run_cuda(const StepArgs& a, int dtype, int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  const cudaStream_t s = cuda::as_stream(cuda_stream);
-  return dispatch_dtype(dtype, [&](auto tag) {
+void run_cuda(const StepArgs& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  const cudaStream_t s = cuda::as_stream(at.cuda_stream);
+  return dispatch_dtype(at.dtype, [&](auto tag) {
     using T = decltype(tag);
     return step_t<T>(a, s);
   });
 }
 
-void run_cuda(const QSampleArgs& a, int dtype, int device, uintptr_t cuda_stream) {
-  cuda::DeviceGuard guard(device);
-  const cudaStream_t s = cuda::as_stream(cuda_stream);
-  return dispatch_dtype(dtype, [&](auto tag) {
+void run_cuda(const QSampleArgs& a, const Launch& at) {
+  cuda::DeviceGuard guard(at.device);
+  const cudaStream_t s = cuda::as_stream(at.cuda_stream);
+  return dispatch_dtype(at.dtype, [&](auto tag) {
     using T = decltype(tag);
     return q_sample_t<T>(a, s);
   });

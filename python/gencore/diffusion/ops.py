@@ -43,13 +43,9 @@ def _native_step(sample, model_output, uncond, noise, history, rows, coef, guida
     if x.numel() == 0:
         return prev, x0, aux
     c, u, z, r = (None if t is None else t.contiguous() for t in (model_output, uncond, noise, rows))
-    hist = [h.contiguous() for h in history]
-    p = _native.ptr
-    _native.lib().diffusion_step(
-        p(x), p(c), p(u), p(z), [p(h) for h in hist], p(prev), p(x0), p(aux), p(r), coef, guidance, clip,
-        noise_mode, n, x.numel() // n, from_signed64(seed), stream, from_signed64(sample_offset),
-        _native.dtype_code(x.dtype), _native.device_index(x), _native.cuda_stream(x), _native.threads(),
-    )
+    _native.launch("diffusion_step", x, x, c, u, z, [h.contiguous() for h in history], prev, x0, aux, r, coef,
+                   guidance, clip, noise_mode, n, x.numel() // n, from_signed64(seed), stream,
+                   from_signed64(sample_offset))
     return prev, x0, aux
 
 
@@ -93,13 +89,9 @@ def _native_q_sample(x0, ab, noise, seed, stream, sample_offset):
     if x.numel() == 0:
         return out, z_out
     z = None if noise is None else noise.contiguous()
-    p = _native.ptr
     n = x.shape[0]
-    _native.lib().diffusion_q_sample(
-        p(x), p(z), p(ab.contiguous()), p(out), p(z_out if noise is None else None), n, x.numel() // n,
-        from_signed64(seed), stream, from_signed64(sample_offset), _native.dtype_code(x.dtype),
-        _native.device_index(x), _native.cuda_stream(x), _native.threads(),
-    )
+    _native.launch("diffusion_q_sample", x, x, z, ab.contiguous(), out, z_out if noise is None else None, n,
+                   x.numel() // n, from_signed64(seed), stream, from_signed64(sample_offset))
     return out, z_out
 
 
