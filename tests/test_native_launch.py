@@ -4,9 +4,10 @@ TypeError or ValueError before a kernel runs; the eager bypass of fill_ behaves 
 
 from __future__ import annotations
 
-import gencore
 import pytest
 import torch
+
+import gencore
 from gencore import _native
 from gencore.rng import reference
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 import math
 
-import gencore.flows as gf
 import pytest
 import torch
+
+import gencore.flows as gf
 
 
 def _jacobian_ladj(fn, x, ctx=None):
@@ -18,7 +19,7 @@ def _jacobian_ladj(fn, x, ctx=None):
     for i in range(x.shape[0]):
         xi = x[i : i + 1]
         ci = None if ctx is None else ctx[i : i + 1]
-        j = torch.autograd.functional.jacobian(lambda a: fn(a, ci)[0].flatten(1), xi)
+        j = torch.autograd.functional.jacobian(lambda a, ci=ci: fn(a, ci)[0].flatten(1), xi)
         j = j.reshape(xi[0].numel(), xi[0].numel())
         out.append(torch.linalg.slogdet(j)[1])
     return torch.stack(out)

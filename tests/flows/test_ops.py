@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-import gencore
-import gencore.flows as gf
 import pytest
 import torch
-from gencore.flows import reference
-
 from tests._util import assert_close_to_ref
+
+import gencore
+import gencore.flows as gf
+from gencore.flows import reference
 
 CLAMPS = [None, "atan", "tanh", "sigmoid"]
 NATIVE = gencore.info()["cpu_native"]

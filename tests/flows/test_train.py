@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from gencore.data import make_toy
 from gencore.flows.train import fit_digits, fit_toy
 

@@ -3,10 +3,11 @@ PyTorch reference, invariances, statistics, argument errors, torch.compile and o
 
 from __future__ import annotations
 
-import gencore
 import numpy as np
 import pytest
 import torch
+
+import gencore
 from gencore import _native
 from gencore.rng import reference
 

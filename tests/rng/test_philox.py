@@ -1,6 +1,7 @@
-import gencore
 import pytest
 import torch
+
+import gencore
 from gencore.rng import reference
 
 # Random123 tests/kat_vectors: philox4x32 10 rounds: counter words, key words -> output words.

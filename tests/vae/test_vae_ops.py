@@ -3,14 +3,14 @@ torch.distributions, gradcheck, opcheck, torch.compile, invariances and bad inpu
 
 from __future__ import annotations
 
-import gencore
-import gencore.vae as V
 import pytest
 import torch
-from gencore.vae import reference as R
+from tests._util import assert_close_to_ref
 from torch.distributions import Normal, kl_divergence
 
-from tests._util import assert_close_to_ref
+import gencore
+import gencore.vae as V
+from gencore.vae import reference as R
 
 SHAPES = [(5, 7), (3, 4, 5), (64, 40), (9, 2), (10,), (2, 3, 4, 4), (1, 1030)]
 LOW = [torch.float32, torch.float16, torch.bfloat16]

@@ -49,7 +49,8 @@ def _noise_fill_(out: torch.Tensor, seed: int, stream: int, sample_offset: int, 
     _fill_impl(out, seed, stream, sample_offset, uniform)
 
 
-def fill_(out: torch.Tensor, *, seed: int, stream: int = 0, sample_offset: int = 0, uniform: bool = False) -> torch.Tensor:
+def fill_(out: torch.Tensor, *, seed: int, stream: int = 0, sample_offset: int = 0,
+          uniform: bool = False) -> torch.Tensor:
     """Fills ``out`` in place with noise-contract draws (normal, or uniform in (0, 1))."""
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
