@@ -71,6 +71,22 @@ def _noise(x: torch.Tensor, seed: int | None, i: int, sample_offset: int) -> tor
     return None  # drawn in-kernel by the step op from (seed, stream=i, sample_offset)
 
 
+def _noise_sampler(x: torch.Tensor, noise_sampler, seed: int | None):
+    """k-diffusion's noise source: the given sampler, ``torch.randn_like`` by default, or None when
+    ``seed`` asks for in-kernel counter-based noise."""
+    if noise_sampler is not None or seed is not None:
+        return noise_sampler
+    return lambda sigma, sigma_next: torch.randn_like(x)
+
+
+def _denoise(model, x, sigmas, i: int, extra_args: dict, callback):
+    """The denoiser call of step i at ``sigmas[i]`` and k-diffusion's callback."""
+    denoised = model(x, _sigma_tensor(sigmas, i, x.shape[0], x), **extra_args)
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+    return denoised
+
+
 def _churn_denoise(model, x, sigmas, sig, i, extra_args, callback, s_churn, s_tmin, s_tmax, s_noise, seed,
                    sample_offset):
     """Karras' churn (raise sigma to sigma_hat, adding noise) and the denoiser call of step i, as
@@ -139,15 +155,10 @@ def sample_euler_ancestral(model: Callable, x: torch.Tensor, sigmas, extra_args=
     """
 
     extra_args = {} if extra_args is None else extra_args
-    if noise_sampler is None and seed is None:
-        def noise_sampler(sigma, sigma_next):
-            return torch.randn_like(x)
+    noise_sampler = _noise_sampler(x, noise_sampler, seed)
     sig = _floats(sigmas)
-    n = x.shape[0]
     for i in _trange(len(sig) - 1, disable):
-        denoised = model(x, _sigma_tensor(sigmas, i, n, x), **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = _denoise(model, x, sigmas, i, extra_args, callback)
         noise = None
         if sig[i + 1] > 0 and noise_sampler is not None:  # drawn even when eta == 0, as k-diffusion
             noise = noise_sampler(sigmas[i], sigmas[i + 1])
@@ -189,12 +200,9 @@ def sample_dpmpp_2m(model: Callable, x: torch.Tensor, sigmas, extra_args=None, c
 
     extra_args = {} if extra_args is None else extra_args
     sig = _floats(sigmas)
-    n = x.shape[0]
     old = None
     for i in _trange(len(sig) - 1, disable):
-        denoised = model(x, _sigma_tensor(sigmas, i, n, x), **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = _denoise(model, x, sigmas, i, extra_args, callback)
         x, _ = dpmpp_2m_step(x, denoised, sig[i], sig[i + 1], prev_x0=old, sigma_prev=sig[i - 1] if i else None,
                              lower_order=old is None, parameterization="ve", prediction_type="sample")
         old = denoised
@@ -213,16 +221,11 @@ def sample_dpmpp_2m_sde(model: Callable, x: torch.Tensor, sigmas, extra_args=Non
     ``BrownianTreeNoiseSampler`` as ``noise_sampler`` for its exact default path.
     """
     extra_args = {} if extra_args is None else extra_args
-    if noise_sampler is None and seed is None:
-        def noise_sampler(sigma, sigma_next):
-            return torch.randn_like(x)
+    noise_sampler = _noise_sampler(x, noise_sampler, seed)
     sig = _floats(sigmas)
-    n = x.shape[0]
     old = None
     for i in _trange(len(sig) - 1, disable):
-        denoised = model(x, _sigma_tensor(sigmas, i, n, x), **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        denoised = _denoise(model, x, sigmas, i, extra_args, callback)
         noisy = sig[i + 1] > 0 and eta > 0
         noise = noise_sampler(sigmas[i], sigmas[i + 1]) if noisy and noise_sampler is not None else None
         x, _ = dpmpp_2m_sde_step(x, denoised, sig[i], sig[i + 1], prev_x0=old, sigma_prev=sig[i - 1] if i else None,

@@ -65,7 +65,7 @@ def ddim_step(
             ``set_alpha_to_one``), float or (batch,).
         eta: stochasticity, >= 0.
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset, out: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.solvers`.
         use_clipped_model_output: re-derive eps from the clipped x_0.
 
     Returns:

@@ -76,7 +76,7 @@ def ddpm_step(
         add_noise: whether to add sigma z; diffusers adds it for every timestep t > 0, so pass
             ``t > 0`` (a bool, or a bool tensor (batch,) for per-sample timesteps).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset, out: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample), shaped and typed like ``sample``.

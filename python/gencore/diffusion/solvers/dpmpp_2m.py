@@ -11,7 +11,7 @@ import torch
 from gencore.diffusion.checks import check_out, check_sigmas, check_step_args, coef_arg, in_range
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
-from gencore.diffusion.paths import Path, Prediction, expm1, path
+from gencore.diffusion.paths import Path, Prediction, expm1, path, sqrt
 
 __all__ = ["coef", "dpmpp_2m_lower_order", "dpmpp_2m_step", "final_step"]
 
@@ -30,10 +30,19 @@ def final_step(sigma_next, **fields) -> Coef:
     return Coef(**fields)
 
 
-def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None) -> Coef:
-    """x_next = (sigma_t,next / sigma_t) x - alpha_t,next (exp(-h) - 1) D with D = x_0 (first
-    order) or x_0 + (x_0 - x_0,prev) h / (2 h_prev) (second order, history h1 = x_0,prev);
-    x_next = x_0 where sigma_next = 0."""
+def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None, eta: float = 0.0,
+         s_noise: float = 1.0, solver_type: str = "midpoint") -> Coef:
+    """DPM-Solver++(2M), and its SDE variant for eta > 0. With lambda = log(alpha / sigma),
+    h = lambda_next - lambda and g = -expm1(-(1 + eta) h):
+
+        x_next = (sigma_t,next / sigma_t) e^(-eta h) x + alpha_t,next g x_0
+                 + alpha_t,next w (x_0 - x_0,prev) + sigma_t,next sqrt(-expm1(-2 eta h)) s_noise z,
+
+    w = 0 at first order, else g / (2 r) (``midpoint``) or (g / (-(1 + eta) h) + 1) / r (``heun``)
+    with r = h_prev / h (history h1 = x_0,prev); x_next = x_0 where sigma_next = 0. At eta = 0 this
+    is x_next = (sigma_t,next / sigma_t) x - alpha_t,next (exp(-h) - 1) D with
+    D = x_0 + (x_0 - x_0,prev) / (2 r).
+    """
     a_s, st_s = space.alpha_sigma(sigma)
     ax, am = pred.x0(a_s, st_s)
     if not isinstance(sigma_next, torch.Tensor) and sigma_next == 0:
@@ -41,13 +50,18 @@ def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None) -
     a_t, st_t = space.alpha_sigma(sigma_next)
     lam_s = space.log_snr(sigma)
     h = space.log_snr(sigma_next) - lam_s
-    cx = st_t / st_s
-    cd = -a_t * expm1(-h)
-    p0, p1 = cd, 0.0
+    eta_h = eta * h
+    g = -expm1(-h - eta_h)
+    px = st_t / st_s
+    if eta > 0:
+        px = px * (torch.exp(-eta_h) if isinstance(eta_h, torch.Tensor) else math.exp(-eta_h))
+    p0, p1 = a_t * g, 0.0
     if sigma_prev is not None:
-        half_ratio = 0.5 * h / (lam_s - space.log_snr(sigma_prev))  # 1 / (2 r) with r = h_prev / h
-        p0, p1 = cd * (1.0 + half_ratio), -cd * half_ratio
-    return final_step(sigma_next, ax=ax, am=am, px=cx, p0=p0, p1=p1)
+        inv_r = h / (lam_s - space.log_snr(sigma_prev))
+        w = 0.5 * g * inv_r if solver_type == "midpoint" else (g / (-h - eta_h) + 1.0) * inv_r
+        p0, p1 = a_t * (g + w), -a_t * w
+    pz = st_t * sqrt(-expm1(-2.0 * eta_h)) * s_noise if eta > 0 else 0.0
+    return final_step(sigma_next, ax=ax, am=am, px=px, p0=p0, p1=p1, pz=pz)
 
 
 def dpmpp_2m_lower_order(step_index: int, num_steps: int, *, lower_order_final: bool = True,
@@ -107,7 +121,7 @@ def dpmpp_2m_step(
         parameterization: ``vp`` (alpha = 1 / sqrt(1 + sigma^2), diffusers' DDPM sample),
             ``ve`` (alpha = 1, k-diffusion) or ``flow`` (alpha = 1 - sigma, diffusers'
             ``use_flow_sigmas``).
-        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.steps`.
+        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample); pass the latter as ``prev_x0`` to the next step.

@@ -1,6 +1,7 @@
 """DPM-Solver++(2M) SDE (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
 Probabilistic Models", the SDE variant of Algorithm 2), as k-diffusion's ``sample_dpmpp_2m_sde``
-and diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` (eta = 1)."""
+and diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` (eta = 1). Its
+coefficients are DPM-Solver++(2M)'s with eta > 0 (:func:`gencore.diffusion.solvers.dpmpp_2m.coef`)."""
 
 from __future__ import annotations
 
@@ -17,40 +18,13 @@ from gencore.diffusion.checks import (
     in_range,
     noise_kwargs,
 )
-from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
-from gencore.diffusion.paths import Path, Prediction, expm1, path, sqrt
-from gencore.diffusion.solvers.dpmpp_2m import final_step
+from gencore.diffusion.paths import path
+from gencore.diffusion.solvers.dpmpp_2m import coef
 
-__all__ = ["SOLVER_TYPES", "coef", "dpmpp_2m_sde_step"]
+__all__ = ["SOLVER_TYPES", "dpmpp_2m_sde_step"]
 
 SOLVER_TYPES = ("midpoint", "heun")
-
-
-def coef(sigma, sigma_next, *, pred: Prediction, space: Path, eta: float, s_noise: float,
-         solver_type: str = "midpoint", sigma_prev=None) -> Coef:
-    """With lambda = log(alpha / sigma), h = lambda_next - lambda and g = -expm1(-(1 + eta) h):
-    x_next = (sigma_t,next / sigma_t) e^(-eta h) x + alpha_t,next g D + sigma_t,next sqrt(-expm1(-2 eta h)) s_noise z,
-    plus alpha_t,next w (x_0 - x_0,prev) at second order with w = g / (2 r) (midpoint) or
-    (g / (-(1 + eta) h) + 1) / r (heun), r = h_prev / h (history h1 = x_0,prev);
-    x_next = x_0 where sigma_next = 0."""
-    a_s, st_s = space.alpha_sigma(sigma)
-    ax, am = pred.x0(a_s, st_s)
-    if not isinstance(sigma_next, torch.Tensor) and sigma_next == 0:
-        return Coef(ax=ax, am=am, p0=1.0)
-    a_t, st_t = space.alpha_sigma(sigma_next)
-    lam_s = space.log_snr(sigma)
-    h = space.log_snr(sigma_next) - lam_s
-    eta_h = eta * h
-    g = -expm1(-h - eta_h)
-    px = st_t / st_s * (torch.exp(-eta_h) if isinstance(eta_h, torch.Tensor) else math.exp(-eta_h))
-    p0, p1 = a_t * g, 0.0
-    if sigma_prev is not None:
-        inv_r = h / (lam_s - space.log_snr(sigma_prev))
-        w = 0.5 * g * inv_r if solver_type == "midpoint" else (g / (-h - eta_h) + 1.0) * inv_r
-        p0, p1 = a_t * (g + w), -a_t * w
-    pz = st_t * sqrt(-expm1(-2.0 * eta_h)) * s_noise if eta > 0 else 0.0
-    return final_step(sigma_next, ax=ax, am=am, px=px, p0=p0, p1=p1 if sigma_prev is not None else 0.0, pz=pz)
 
 
 def dpmpp_2m_sde_step(

@@ -82,7 +82,7 @@ def euler_step(
         s_churn, s_tmin, s_tmax, s_noise: Karras' stochastic churn (noise drawn only if s_churn > 0).
         num_steps: the loop's number of steps (``len(sigmas) - 1``), needed when s_churn > 0.
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset, out: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample), shaped and typed like ``sample``.

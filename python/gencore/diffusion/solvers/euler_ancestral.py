@@ -65,7 +65,7 @@ def euler_ancestral_step(
         sigma, sigma_next: noise levels, float or (batch,); sigma > 0.
         eta, s_noise: ancestral noise amount and scale (1.0 each in diffusers).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset, out: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample).

@@ -61,7 +61,7 @@ def flow_match_euler_step(
         sigma, sigma_next: flow times in [0, 1] (float or (batch,)), sigma > 0.
         stochastic: re-noise to sigma_next from the x_0 prediction (needs noise).
         uncond_output, guidance_scale, prediction_type, clip_sample, noise, seed, stream,
-            sample_offset, out: see :mod:`gencore.diffusion.steps`.
+            sample_offset, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample).

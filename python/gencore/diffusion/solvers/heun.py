@@ -57,7 +57,7 @@ def heun_step(
         stage: 1 or 2.
         derivative: stage 2 only: the derivative returned by stage 1.
         original_sample: stage 2 only: the sample stage 1 started from.
-        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.steps`.
+        uncond_output, guidance_scale, prediction_type, clip_sample, out: see :mod:`gencore.diffusion.solvers`.
 
     Returns:
         (prev_sample, pred_original_sample, derivative).

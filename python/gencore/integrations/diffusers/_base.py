@@ -123,6 +123,29 @@ def vp_velocity(alphas_cumprod: torch.Tensor, sample: torch.Tensor, noise: torch
     return a * noise - s * sample
 
 
+def final_sigma(schedule, final_sigmas_type: str) -> torch.Tensor:
+    """The sigma appended after the last step, (1,) float64: the schedule's smallest (``sigma_min``)
+    or 0 (``zero``), as diffusers' ``final_sigmas_type``."""
+    if final_sigmas_type == "sigma_min":
+        return schedule.sigmas[:1]
+    if final_sigmas_type == "zero":
+        return torch.zeros(1, dtype=torch.float64)
+    raise ValueError(f"`final_sigmas_type` must be one of 'zero', or 'sigma_min', but got {final_sigmas_type}")
+
+
+class VPNoising:
+    """``add_noise``, ``get_velocity`` and ``len`` of the schedulers that sample x_t (DDPM, DDIM)."""
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
+        return vp_add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
+
+    def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
+        return vp_velocity(self.alphas_cumprod, sample, noise, timesteps)
+
+    def __len__(self):
+        return self.config.num_train_timesteps
+
+
 class Gencore:
     """What every gencore scheduler adds to diffusers' API: noise source and fused guidance."""
 

@@ -11,18 +11,17 @@ from gencore import diffusion as gd
 from gencore.integrations.diffusers._base import (
     KARRAS_COMPATIBLES,
     Gencore,
+    VPNoising,
     check_prediction_type,
     clip_arg,
     reject_options,
     train_schedule,
-    vp_add_noise,
-    vp_velocity,
 )
 
 __all__ = ["DDIMScheduler"]
 
 
-class DDIMScheduler(Gencore, SchedulerMixin, ConfigMixin):
+class DDIMScheduler(VPNoising, Gencore, SchedulerMixin, ConfigMixin):
     """Denoising diffusion implicit models (Song et al., 2021) with diffusers' API; each step is
     :func:`gencore.diffusion.ddim_step` (eta, clipping and guidance fused).
 
@@ -94,12 +93,3 @@ class DDIMScheduler(Gencore, SchedulerMixin, ConfigMixin):
         if not return_dict:
             return (prev, x0)
         return DDIMSchedulerOutput(prev_sample=prev, pred_original_sample=x0)
-
-    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        return vp_add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
-
-    def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        return vp_velocity(self.alphas_cumprod, sample, noise, timesteps)
-
-    def __len__(self):
-        return self.config.num_train_timesteps

@@ -11,13 +11,12 @@ from gencore import diffusion as gd
 from gencore.integrations.diffusers._base import (
     KARRAS_COMPATIBLES,
     Gencore,
+    VPNoising,
     check_prediction_type,
     clip_arg,
     reject_options,
     train_schedule,
     unsupported,
-    vp_add_noise,
-    vp_velocity,
 )
 
 __all__ = ["DDPMScheduler"]
@@ -32,7 +31,7 @@ def _variance_kind(variance_type) -> str:
     return "fixed_large" if variance_type == "fixed_large" else "fixed_small"
 
 
-class DDPMScheduler(Gencore, SchedulerMixin, ConfigMixin):
+class DDPMScheduler(VPNoising, Gencore, SchedulerMixin, ConfigMixin):
     """Denoising diffusion probabilistic models (Ho et al., 2020) with diffusers' API; each step
     is :func:`gencore.diffusion.ddpm_step`.
 
@@ -124,12 +123,3 @@ class DDPMScheduler(Gencore, SchedulerMixin, ConfigMixin):
         if not return_dict:
             return (prev, x0)
         return DDPMSchedulerOutput(prev_sample=prev, pred_original_sample=x0)
-
-    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        return vp_add_noise(self.alphas_cumprod, original_samples, noise, timesteps)
-
-    def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        return vp_velocity(self.alphas_cumprod, sample, noise, timesteps)
-
-    def __len__(self):
-        return self.config.num_train_timesteps

@@ -14,6 +14,7 @@ from gencore.integrations.diffusers._base import (
     IndexedMixin,
     check_one_sigma_family,
     check_prediction_type,
+    final_sigma,
     reject_options,
     train_schedule,
     unsupported,
@@ -122,13 +123,7 @@ class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigM
                 ts = ts.round()
         else:
             sig = gsched.interp_sigmas(self._schedule, ts)
-        if cfg.final_sigmas_type == "sigma_min":
-            sigma_last = self._schedule.sigmas[:1]
-        elif cfg.final_sigmas_type == "zero":
-            sigma_last = torch.zeros(1, dtype=torch.float64)
-        else:
-            raise ValueError(f"`final_sigmas_type` must be one of 'zero', or 'sigma_min', but got "
-                             f"{cfg.final_sigmas_type}")
+        sigma_last = final_sigma(self._schedule, cfg.final_sigmas_type)
         self.sigmas = torch.cat([sig, sigma_last]).to(torch.float32)
         self.timesteps = ts.to(device=device, dtype=torch.int64)
         self.num_inference_steps = len(ts)

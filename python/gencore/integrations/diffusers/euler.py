@@ -16,6 +16,7 @@ from gencore.integrations.diffusers._base import (
     check_float_timestep,
     check_one_sigma_family,
     check_prediction_type,
+    final_sigma,
     reject_options,
     unsupported,
 )
@@ -93,13 +94,7 @@ class EulerDiscreteScheduler(SigmaScheduler, SchedulerMixin, ConfigMixin):
             if cfg.use_karras_sigmas:
                 sig = self._karras(sig, num_inference_steps)
                 ts = gsched.sigma_to_t(sig, self._schedule)
-            if cfg.final_sigmas_type == "sigma_min":
-                sigma_last = self._schedule.sigmas[:1]
-            elif cfg.final_sigmas_type == "zero":
-                sigma_last = torch.zeros(1, dtype=torch.float64)
-            else:
-                raise ValueError(f"`final_sigmas_type` must be one of 'zero', or 'sigma_min', but got "
-                                 f"{cfg.final_sigmas_type}")
+            sigma_last = final_sigma(self._schedule, cfg.final_sigmas_type)
             sigmas = torch.cat([sig, sigma_last]).to(torch.float32)
         self.sigmas = sigmas
         self.timesteps = ts.to(device=device, dtype=torch.float32)
