@@ -7,12 +7,16 @@ import json
 import logging
 import sys
 
+import gencore
+from gencore import bench, demo, zoo
+from gencore.bench.common import environment, render_markdown, write_json
+from gencore.checkpoint import atomic_write_bytes
+from gencore.images import image_grid, save_png
+
 __all__ = ["COMMANDS", "main"]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import gencore
-
     info = gencore.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -29,9 +33,6 @@ def _add_info(sub) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from gencore import bench
-    from gencore.bench.common import environment, render_markdown, write_json
-
     families = args.families or None
     results = bench.run(families, quick=args.quick, device=args.device, progress=not args.quiet)
     for name, sections in results.items():
@@ -70,7 +71,6 @@ def _parse_overrides(items: list[str]) -> dict:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gencore import zoo
 
     out = Path(args.out or f"runs/{args.model}-{args.data}")
     _, metrics, _ = zoo.train(args.model, args.data, steps=args.steps, seed=args.seed, progress=not args.quiet,
@@ -82,8 +82,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub) -> None:
-    from gencore import zoo
-
     p = sub.add_parser("train", help="train a model of the zoo on embedded data")
     p.add_argument("model", help=f"one of {', '.join(zoo.MODELS)}")
     p.add_argument("--data", default="digits", help=f"one of {', '.join(zoo.DATA)}")
@@ -105,9 +103,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from gencore import zoo
-    from gencore.checkpoint import atomic_write_bytes
-    from gencore.images import image_grid, save_png
 
     model = zoo.load(args.checkpoint)
     out = Path(args.out)
@@ -151,7 +146,6 @@ def _scatter(x, y, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gencore.checkpoint import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, c=None if y is None else y.numpy(), cmap="tab10")
@@ -178,8 +172,6 @@ def _add_sample(sub) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gencore import demo
-
     res = demo.run(args.out, fast=args.fast, seed=args.seed, progress=not args.quiet)
     print(f"cfg_accuracy ({res['cfg_accuracy_sampler']}, guidance {res['guidance_scale']}): "
           f"{res['cfg_accuracy']:.3f}")

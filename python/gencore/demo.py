@@ -18,6 +18,11 @@ from typing import Any
 
 import torch
 
+from gencore import metrics, zoo
+from gencore.bench.common import reference_mode
+from gencore.checkpoint import atomic_write_text
+from gencore.images import image_grid, save_png
+
 __all__ = ["SETTINGS", "run"]
 
 log = logging.getLogger(__name__)
@@ -34,8 +39,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def _sample(model, y, sampler: str, steps: int, guidance: float, seed: int) -> tuple[torch.Tensor, float]:
-    from gencore import zoo
-
     t0 = time.perf_counter()
     x, _ = zoo.sample(model, y.shape[0], y, seed=seed, sampler=sampler, steps=steps, guidance_scale=guidance)
     return x, time.perf_counter() - t0
@@ -61,11 +64,6 @@ def run(out: str | Path = "gencore-demo", *, fast: bool = False, seed: int = 0, 
         ``timings`` (fused vs reference seconds and speed-up per sampler and step count),
         ``max_abs_diff_fused_vs_reference``, ``train_seconds`` and the settings used.
     """
-    from gencore import metrics, zoo
-    from gencore.bench.common import reference_mode
-    from gencore.checkpoint import atomic_write_text
-    from gencore.images import image_grid, save_png
-
     setting = dict(SETTINGS["fast" if fast else "full"])
     if train_steps is not None:
         setting["train_steps"] = int(train_steps)

@@ -26,10 +26,8 @@ log = logging.getLogger(__name__)
 
 def available() -> list[str]:
     """Benchmark families in this installation."""
-    import gencore.bench as pkg
-
     return sorted(
-        m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "common"
+        m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "common"
     )
 
 

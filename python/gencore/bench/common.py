@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+import gencore
+
 __all__ = [
     "Row",
     "Section",
@@ -194,8 +196,6 @@ def render_markdown(sections: list[Section]) -> str:
 
 
 def environment() -> dict:
-    import gencore
-
     return {
         "gencore": gencore.info(),
         "python": platform.python_version(),

@@ -22,6 +22,8 @@ import math
 import torch
 
 from gencore.bench.common import Section
+from gencore.diffusion import GaussianMixture, make_schedule, sample
+from gencore.rng import randn
 
 __all__ = ["convergence_errors", "default_mixture", "empirical_order", "run"]
 
@@ -30,8 +32,6 @@ SAMPLERS = ("ddim", "euler", "heun", "dpmpp_2m")
 
 def default_mixture():
     """Three 2-D components (means 3 apart, stds 0.8-1.2), unequal weights."""
-    from gencore.diffusion import GaussianMixture
-
     return GaussianMixture(
         torch.tensor([[-3.0, 0.0], [3.0, 1.0], [0.0, -3.0]], dtype=torch.float64),
         torch.tensor([1.0, 0.8, 1.2], dtype=torch.float64),
@@ -63,9 +63,6 @@ def convergence_errors(samplers=SAMPLERS, steps=(10, 20, 25, 40, 50, 100, 125, 2
         ``evaluations`` ({sampler: [model calls per step count]}) and ``reference_gap``
         (RMS distance between the two reference solutions).
     """
-    from gencore.diffusion import make_schedule, sample
-    from gencore.rng import randn
-
     gm = default_mixture() if mixture is None else mixture
     sch = make_schedule(schedule)
     den = gm.denoiser(sch)

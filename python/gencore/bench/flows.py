@@ -11,7 +11,9 @@ import time
 
 import torch
 
+import gencore.flows as gf
 from gencore.bench.common import Section, copy_bandwidth, reference_mode, sync, try_compile
+from gencore.flows import reference
 
 __all__ = ["coupling_section", "run", "training_section"]
 
@@ -34,9 +36,6 @@ def _stats(fn, *, warmup: int = 3, repeat: int = 20, device: str = "cpu") -> tup
 
 
 def _coupling_fns(n: int, d: int, clamp, device: str, dtype=torch.float32):
-    import gencore.flows as gf
-    from gencore.flows import reference
-
     g = torch.Generator().manual_seed(0)
     x, t, v = (torch.randn(n, d, generator=g).to(device=device, dtype=dtype).requires_grad_() for _ in range(3))
     gy = torch.randn(n, d, generator=g).to(device=device, dtype=dtype)
@@ -106,8 +105,6 @@ def _realnvp_step(flow, x, opt):
 
 def training_section(quick: bool = False, device: str = "cpu") -> Section:
     """One Adam step of RealNVP (checkered masks, MLP conditioners), gencore vs zuko."""
-    import gencore.flows as gf
-
     try:
         import zuko
     except ImportError:  # pragma: no cover

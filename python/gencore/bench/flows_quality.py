@@ -13,6 +13,8 @@ import os
 import torch
 
 from gencore.bench.common import Section, write_json
+from gencore.data.toys import make_toy
+from gencore.flows.train import TOY_DEFAULTS, fit_digits, fit_toy
 
 __all__ = ["TOY_NAMES", "plot_digits", "plot_toy", "run"]
 
@@ -74,8 +76,6 @@ def run(quick: bool = False, device: str = "cpu", out_dir: str | None = None,
         toys: tuple[str, ...] = TOY_NAMES, digits: bool = True, toy_steps: int | None = None,
         digits_epochs: int | None = None, threads: int | None = 1) -> list[Section]:
     """Trains and measures; see the module docstring. ``quick`` shortens training ~20x."""
-    from gencore.flows.train import TOY_DEFAULTS, fit_digits, fit_toy
-
     if device != "cpu":
         log.warning("flows_quality trains on the CPU; device=%s ignored", device)
     steps = toy_steps or (200 if quick else TOY_DEFAULTS["steps"])
@@ -91,8 +91,6 @@ def run(quick: bool = False, device: str = "cpu", out_dir: str | None = None,
         sec.add(name, m["test_nll"], m["test_nll_se"], m["floor"], m["floor_se"], m["gap"], m["seconds"],
                 m["steps"])
         if out_dir:
-            from gencore.data.toys import make_toy
-
             plot_toy(r.model, make_toy(name, 5000, seed=7), os.path.join(out_dir, f"flows_{name}.png"),
                      f"RealNVP on {name}: test NLL {m['test_nll']:.3f} nats (floor {m['floor']:.3f})")
     cfg = dict(TOY_DEFAULTS, steps=steps)

@@ -14,7 +14,10 @@ import time
 
 import torch
 
+from gencore import metrics, zoo
 from gencore.bench.common import Section, reference_mode
+from gencore.data.digits import load_digits
+from gencore.diffusion.sampling import SAMPLERS
 
 __all__ = ["QUICK_STEPS", "RUNS", "run"]
 
@@ -67,9 +70,6 @@ def _fmt_metrics(metrics: dict, skip: str) -> str:
 
 
 def _sampler_section(model, n: int, steps_list: tuple[int, ...], quick: bool) -> tuple[Section, dict]:
-    from gencore import metrics, zoo
-    from gencore.diffusion.sampling import SAMPLERS
-
     sec = Section(
         "Diffusion samplers on digits (class-conditional UNet, guidance 3, "
         f"{n} samples, 10 per class; fused steps vs the reference path)",
@@ -99,9 +99,6 @@ def _sampler_section(model, n: int, steps_list: tuple[int, ...], quick: bool) ->
 
 def run(quick: bool = False, device: str = "cpu") -> list[Section]:
     """Trains every family of the zoo and measures it (see the module docstring)."""
-    from gencore import metrics, zoo
-    from gencore.data.digits import load_digits
-
     if device != "cpu":
         log.warning("the zoo benchmark trains on the CPU; device=%s ignored", device)
     threads = int(os.environ.get("GENCORE_BENCH_THREADS", "1"))

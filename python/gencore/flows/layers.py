@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gencore.flows._checks import CLAMPS
 from gencore.flows.ops import affine_coupling
 
 __all__ = [
@@ -195,8 +196,6 @@ class AffineCoupling(Transform):
         if n_a == 0 or n_b == 0:
             raise ValueError("mask must keep and transform at least one feature each")
         # Validate the clamp once (the op checks again at every call).
-        from gencore.flows._checks import CLAMPS
-
         if clamp not in CLAMPS:
             raise ValueError(f"clamp must be one of [None, 'atan', 'tanh', 'sigmoid'], got {clamp!r}")
         if not (isinstance(clamp_value, (int, float)) and math.isfinite(clamp_value) and clamp_value > 0):

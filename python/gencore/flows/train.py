@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gencore.data.digits import batches, load_digits
+from gencore.data.toys import make_toy, toy_entropy
 from gencore.flows.models import GlowFlow, RealNVP
 
 __all__ = ["TOY_DEFAULTS", "FitResult", "fit_digits", "fit_toy"]
@@ -103,7 +105,6 @@ def _fit_toy(name, transforms, hidden, clamp, clamp_value, lu, steps, batch_size
              time_limit, progress, entropy_samples):
     from tqdm.auto import tqdm
 
-    from gencore.data.toys import make_toy, toy_entropy
 
     cfg = dict(TOY_DEFAULTS)
     for k, v in dict(transforms=transforms, hidden=hidden, clamp=clamp, clamp_value=clamp_value, lu=lu,
@@ -178,7 +179,6 @@ def _fit_digits(levels, steps, hidden, epochs, batch_size, lr, seed, time_limit,
 
     from tqdm.auto import tqdm
 
-    from gencore.data.digits import batches, load_digits
 
     torch.manual_seed(seed)
     ctx_dim = 10 if conditional else 0
