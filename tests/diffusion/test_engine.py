@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import gencore
+import gencore.diffusion as gd
 from _util import assert_close_to_ref
 from gencore.diffusion import Coef, affine_step, reference
 from gencore.diffusion.paths import PATHS, PREDICTIONS, VP, path, prediction
@@ -184,3 +185,38 @@ def test_reference_skips_zero_terms_only():
     m = torch.tensor([[float("inf"), 3.0]])
     prev, x0 = reference.affine_step(Coef(ax=1.0, px=2.0), x, m)
     assert torch.equal(prev, 2 * x) and torch.equal(x0, x)
+
+
+def test_out_partially_overlapping_an_input_is_refused():
+    buf = torch.randn(10, 3)
+    x, m = buf[0:8], torch.randn(8, 3)
+    with pytest.raises(ValueError, match=r"out\[0\] partially overlaps sample"):
+        gd.ddim_step(x, m, 0.5, 0.6, out=(buf[1:9], torch.empty(8, 3)))
+    mbuf = torch.randn(10, 3)
+    with pytest.raises(ValueError, match=r"out\[1\] partially overlaps model_output"):
+        gd.ddim_step(x.clone(), mbuf[0:8], 0.5, 0.6, out=(torch.empty(8, 3), mbuf[2:10]))
+    prev, _ = gd.ddim_step(x, m, 0.5, 0.6, out=(x, torch.empty(8, 3)))  # exactly in place is fine
+    assert prev.data_ptr() == buf.data_ptr()
+
+
+@pytest.mark.parametrize("force_reference", [False, True])
+def test_step_domain_errors_name_the_argument(force_reference, monkeypatch):
+    if force_reference:
+        monkeypatch.setenv("GENCORE_FORCE_REFERENCE", "1")
+    x, eps = torch.randn(2, 3), torch.randn(2, 3)
+    with pytest.raises(ValueError, match="alpha_prod_t_prev"):
+        gd.ddim_step(x, eps, 0.97, 0.46, eta=0.5, seed=0)
+    with pytest.raises(ValueError, match="alpha_prod_t_prev"):
+        gd.ddpm_step(x, eps, 0.97, 0.46, variance_type="fixed_large", seed=0)
+    with pytest.raises(ValueError, match="alpha_prod_t > 0"):
+        gd.ddim_step(x, eps, 0.0, 0.5)
+    with pytest.raises(ValueError, match="sigma_next"):
+        gd.euler_step(x, eps, 2.0, float("inf"))
+    with pytest.raises(ValueError, match="sigma_prev"):
+        gd.dpmpp_2m_step(x, eps, 2.0, 1.0, prev_x0=eps, sigma_prev=2.0)
+    # DDIM with eta = 0 runs towards more noise too (inversion): x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps
+    prev, x0 = gd.ddim_step(x, eps, 0.97, 0.46)
+    torch.testing.assert_close(prev, 0.46**0.5 * x0 + (1 - 0.46) ** 0.5 * eps)
+    # v-prediction at alpha_prod_t = 0 (zero terminal SNR) is defined: x0 = -v
+    _, x0 = gd.ddim_step(x, eps, 0.0, 0.5, prediction_type="v_prediction")
+    torch.testing.assert_close(x0, -eps)

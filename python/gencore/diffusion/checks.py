@@ -12,9 +12,11 @@ from gencore._validate import check_float_tensor, check_index, check_same_device
 from gencore.diffusion.paths import prediction
 
 __all__ = [
+    "check_alpha_prods",
     "check_clip",
     "check_noise",
     "check_out",
+    "check_out_overlap",
     "check_real",
     "check_sigmas",
     "check_step_args",
@@ -72,10 +74,28 @@ def check_step_args(sample, model_output, uncond_output, guidance_scale, predict
     return g, check_clip(clip_sample), pred
 
 
+def check_alpha_prods(alpha_prod_t, alpha_prod_t_prev, sample, pred, *, increasing: bool):
+    """alpha_prod_t in [0, 1) (> 0 where the prediction type needs it to recover x_0) and
+    alpha_prod_t_prev in (0, 1], as floats or float64 (batch,) tensors; with ``increasing``,
+    alpha_prod_t_prev >= alpha_prod_t (a step towards less noise)."""
+    a_t = coef_arg(alpha_prod_t, "alpha_prod_t", sample)
+    a_p = coef_arg(alpha_prod_t_prev, "alpha_prod_t_prev", sample)
+    in_range(a_t, "alpha_prod_t", 0.0, 1.0, hi_open=True)
+    in_range(a_p, "alpha_prod_t_prev", 0.0, 1.0, lo_open=True)
+    if isinstance(a_t, float) and a_t == 0.0 and pred.name in ("epsilon", "flow"):
+        raise ValueError(f"prediction_type={pred.name!r} needs alpha_prod_t > 0 (x_0 is not identifiable at "
+                         "alpha_prod_t = 0)")
+    if increasing and isinstance(a_t, float) and isinstance(a_p, float) and a_p < a_t:
+        raise ValueError(f"alpha_prod_t_prev ({a_p}) must be >= alpha_prod_t ({a_t}) here: the step goes "
+                         "towards less noise")
+    return a_t, a_p
+
+
 def check_sigmas(sigma, sigma_next, sample, hi: float = math.inf, hi_open: bool = False,
                  next_lo_open: bool = False):
-    """sigma in (0, hi] and sigma_next in [0, hi] (open at hi with ``hi_open``; sigma_next > 0
-    with ``next_lo_open``), as floats or float64 (batch,) tensors."""
+    """sigma in (0, hi] and sigma_next in [0, hi] (open at hi with ``hi_open``, and always below an
+    infinite ``hi``; sigma_next > 0 with ``next_lo_open``), as floats or float64 (batch,) tensors."""
+    hi_open = hi_open or hi == math.inf
     sg = coef_arg(sigma, "sigma", sample)
     sn = coef_arg(sigma_next, "sigma_next", sample)
     in_range(sg, "sigma", 0.0, hi, lo_open=True, hi_open=hi_open)
@@ -159,6 +179,22 @@ def check_out(out, sample: torch.Tensor, n: int):
     if len({t.data_ptr() for t in out}) != n:
         raise ValueError("out tensors must be distinct")
     return tuple(out)
+
+
+def check_out_overlap(out, inputs: dict) -> None:
+    """An output may be one of the inputs exactly (the kernels read every input of an element
+    before writing it) but must not partially overlap one: that would read overwritten values.
+    Non-contiguous inputs are copied before the kernel runs, so only contiguous ones count."""
+    for i, o in enumerate(out):
+        o_lo = o.data_ptr()
+        o_hi = o_lo + o.numel() * o.element_size()
+        for name, t in inputs.items():
+            if t is None or not t.is_contiguous() or t.device != o.device:
+                continue
+            lo = t.data_ptr()
+            hi = lo + t.numel() * t.element_size()
+            if lo < o_hi and o_lo < hi and not (lo == o_lo and hi == o_hi):
+                raise ValueError(f"out[{i}] partially overlaps {name}; pass a distinct buffer or {name} itself")
 
 
 def noise_kwargs(needed: bool, noise, seed, stream, sample_offset, step: str) -> dict:

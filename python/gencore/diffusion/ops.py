@@ -17,7 +17,7 @@ import torch
 
 from gencore import _native
 from gencore.diffusion import reference
-from gencore.diffusion.checks import check_noise, check_out, check_step_tensors
+from gencore.diffusion.checks import check_noise, check_out, check_out_overlap, check_step_tensors
 from gencore.diffusion.coef import MAX_HISTORY, Coef, pack
 from gencore.rng import from_signed64, to_signed64
 
@@ -139,6 +139,9 @@ def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
              out: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
     """:func:`affine_step` on validated arguments: native kernels or the reference twin."""
     g = float(guidance_scale) if uncond_output is not None else 1.0
+    if out is not None:
+        check_out_overlap(out, {"sample": sample, "model_output": model_output, "uncond_output": uncond_output,
+                                "noise": noise, **{f"history[{i}]": h for i, h in enumerate(history)}})
     if not _native.use_native(sample):
         res = reference.affine_step(coef, sample, model_output, uncond_output=uncond_output, guidance_scale=g,
                                     history=history, noise=noise, seed=seed, stream=stream,

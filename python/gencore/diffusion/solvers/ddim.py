@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from gencore.diffusion.checks import check_out, check_real, check_step_args, coef_arg, in_range, noise_kwargs
+from gencore.diffusion.checks import check_alpha_prods, check_out, check_real, check_step_args, noise_kwargs
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
 from gencore.diffusion.paths import VP, Prediction, max0, sqrt
@@ -23,7 +23,7 @@ def coef(alpha_prod_t, alpha_prod_t_prev, *, eta: float, pred: Prediction, eps_f
         ex, em, e0 = 1.0 / s, 0.0, -a / s
     else:
         (ex, em), e0 = pred.eps(a, s), 0.0
-    std = eta * sqrt((1.0 - ap) / (1.0 - at) * (1.0 - at / ap))
+    std = eta * sqrt((1.0 - ap) / (1.0 - at) * (1.0 - at / ap)) if eta > 0 else 0.0
     return Coef(ax=ax, am=am, ex=ex, em=em, e0=e0, p0=sqrt(ap), pd=sqrt(max0(1.0 - ap - std * std)),
                 pz=std if eta > 0 else 0.0)
 
@@ -82,11 +82,9 @@ def ddim_step(
     """
     g, clip, pred = check_step_args(sample, model_output, uncond_output, guidance_scale, prediction_type,
                                     clip_sample, noise=noise)
-    a_t = coef_arg(alpha_prod_t, "alpha_prod_t", sample)
-    a_p = coef_arg(alpha_prod_t_prev, "alpha_prod_t_prev", sample)
-    in_range(a_t, "alpha_prod_t", 0.0, 1.0, hi_open=True)
-    in_range(a_p, "alpha_prod_t_prev", 0.0, 1.0, lo_open=True)
     eta = check_real(eta, "eta", 0.0)
+    # eta = 0 also runs backwards (DDIM inversion); the noise of eta > 0 needs a step towards less noise.
+    a_t, a_p = check_alpha_prods(alpha_prod_t, alpha_prod_t_prev, sample, pred, increasing=eta > 0)
     nkw = noise_kwargs(eta > 0, noise, seed, stream, sample_offset, "ddim_step with eta > 0")
     k = coef(a_t, a_p, eta=eta, pred=pred, eps_from_clipped=clip is not None and bool(use_clipped_model_output))
     return run_step(k, sample, model_output, uncond_output=uncond_output, guidance_scale=g, clip=clip,

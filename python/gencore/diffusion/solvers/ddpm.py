@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from gencore._validate import check_same_device
-from gencore.diffusion.checks import check_out, check_step_args, coef_arg, in_range, noise_kwargs
+from gencore.diffusion.checks import check_alpha_prods, check_out, check_step_args, noise_kwargs
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
 from gencore.diffusion.paths import VP, Prediction, sqrt
@@ -94,10 +94,7 @@ def ddpm_step(
                                     clip_sample, noise=noise)
     if variance_type not in VARIANCE_TYPES:
         raise ValueError(f"variance_type must be one of {list(VARIANCE_TYPES)}, got {variance_type!r}")
-    a_t = coef_arg(alpha_prod_t, "alpha_prod_t", sample)
-    a_p = coef_arg(alpha_prod_t_prev, "alpha_prod_t_prev", sample)
-    in_range(a_t, "alpha_prod_t", 0.0, 1.0, hi_open=True)
-    in_range(a_p, "alpha_prod_t_prev", 0.0, 1.0, lo_open=True)
+    a_t, a_p = check_alpha_prods(alpha_prod_t, alpha_prod_t_prev, sample, pred, increasing=True)
     if isinstance(add_noise, torch.Tensor):
         if add_noise.dtype != torch.bool or add_noise.shape != (sample.shape[0],):
             raise ValueError(f"add_noise must be a bool or a bool tensor of shape ({sample.shape[0]},)")

@@ -172,12 +172,16 @@ class Gencore:
         self._noise_seed = None if seed is None else int(seed)
         self._noise_offset = int(sample_offset)
 
-    def _noise_kw(self, shape, generator, device, dtype, variance_noise=None) -> dict:
-        if variance_noise is not None:
-            return {"noise": variance_noise}
-        if self._noise_seed is not None:
+    def _noise_kw(self, shape, generator, device, dtype, variance_noise=None, step_dtype=None) -> dict:
+        """The step's noise keywords: ``variance_noise``, gencore's counter-based noise, or noise drawn
+        from ``generator`` in ``dtype`` as diffusers draws it; explicit noise is cast to
+        ``step_dtype``, the dtype the step computes in."""
+        if self._noise_seed is not None and variance_noise is None:
             return {"seed": self._noise_seed, "stream": self._noise_stream, "sample_offset": self._noise_offset}
-        return {"noise": randn_tensor(shape, generator=generator, device=device, dtype=dtype)}
+        noise = variance_noise
+        if noise is None:
+            noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        return {"noise": noise if step_dtype is None else noise.to(step_dtype)}
 
     def guided_step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, guidance_scale: float,
                     **step_kwargs):

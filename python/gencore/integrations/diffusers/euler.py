@@ -117,10 +117,11 @@ class EulerDiscreteScheduler(SigmaScheduler, SchedulerMixin, ConfigMixin):
         sig = self._sig if hasattr(self, "_sig") else self.sigmas.double().tolist()
         sigma, sigma_next = sig[i], sig[i + 1]
         num = len(sig) - 1
+        x = sample.to(torch.float32) if sample.dtype != torch.float64 else sample
         nkw = {}
         if churn_gamma(s_churn, num, sigma, s_tmin, s_tmax) > 0:
-            nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype)
-        x = sample.to(torch.float32) if sample.dtype != torch.float64 else sample
+            nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype,
+                                 step_dtype=x.dtype)
         m = model_output.to(x.dtype)
         u = uncond_output.to(x.dtype) if uncond_output is not None else None
         prev, x0 = gd.euler_step(x, m, sigma, sigma_next, uncond_output=u, guidance_scale=guidance_scale,

@@ -63,8 +63,9 @@ class EulerAncestralDiscreteScheduler(SigmaScheduler, SchedulerMixin, ConfigMixi
         i = self._step_index
         sig = self._sig if hasattr(self, "_sig") else self.sigmas.double().tolist()
         # diffusers draws the noise on every step, the last included: keep the generator in step.
-        nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype)
         x = sample.to(torch.float32) if sample.dtype != torch.float64 else sample
+        nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype,
+                             step_dtype=x.dtype)
         m = model_output.to(x.dtype)
         u = uncond_output.to(x.dtype) if uncond_output is not None else None
         prev, x0 = gd.euler_ancestral_step(x, m, sig[i], sig[i + 1], eta=1.0, uncond_output=u,
