@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from gencore.integrations import diffusers as G
 
 diffusers = pytest.importorskip("diffusers")
