@@ -166,6 +166,11 @@ class Path:
         """(cx, cm) with x_0 = cx x + cm m at noise level s."""
         return pred.x0(*self.alpha_sigma(s))
 
+    def add_noise(self, x0, eps, s):
+        """x_s = alpha(s) x_0 + sigma(s) eps (``s`` a float or a tensor broadcastable to x_0)."""
+        alpha, sigma = self.alpha_sigma(s)
+        return alpha * x0 + sigma * eps
+
     def log_snr(self, s):
         """lambda = log(alpha / sigma), DPM-Solver's time variable."""
         alpha, sigma = self.alpha_sigma(s)

@@ -12,7 +12,7 @@ from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers
 from diffusers.utils.torch_utils import randn_tensor
 
 from gencore.diffusion import schedules as gsched
-from gencore.diffusion.paths import VP
+from gencore.diffusion.paths import VE, VP
 
 __all__ = [
     "KARRAS_COMPATIBLES",
@@ -295,7 +295,7 @@ class SigmaScheduler(IndexedMixin, Gencore):
         return sample
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
-        return original_samples + noise * self._sigmas_for(timesteps, original_samples)
+        return VE.add_noise(original_samples, noise, self._sigmas_for(timesteps, original_samples))
 
     def __len__(self):
         return self.config.num_train_timesteps

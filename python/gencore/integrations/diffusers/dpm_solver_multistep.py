@@ -8,6 +8,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin, SchedulerOutpu
 
 from gencore import diffusion as gd
 from gencore.diffusion import schedules as gsched
+from gencore.diffusion.paths import VP
 from gencore.integrations.diffusers._base import (
     KARRAS_COMPATIBLES,
     Gencore,
@@ -186,9 +187,7 @@ class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigM
         return SchedulerOutput(prev_sample=prev)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor):
-        sigma = self._sigmas_for(timesteps, original_samples)
-        alpha_t = 1 / (sigma**2 + 1) ** 0.5
-        return alpha_t * original_samples + sigma * alpha_t * noise
+        return VP.add_noise(original_samples, noise, self._sigmas_for(timesteps, original_samples))
 
     def __len__(self):
         return self.config.num_train_timesteps

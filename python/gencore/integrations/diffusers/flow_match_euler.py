@@ -12,6 +12,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from gencore import diffusion as gd
 from gencore.diffusion import schedules as gsched
+from gencore.diffusion.paths import FLOW
 from gencore.integrations.diffusers._base import (
     Gencore,
     IndexedMixin,
@@ -77,8 +78,7 @@ class FlowMatchEulerDiscreteScheduler(IndexedMixin, Gencore, SchedulerMixin, Con
         self._shift = shift
 
     def scale_noise(self, sample: torch.Tensor, timestep, noise: torch.Tensor | None = None) -> torch.Tensor:
-        sigma = self._sigmas_for(timestep, sample)
-        return sigma * noise + (1.0 - sigma) * sample
+        return FLOW.add_noise(sample, noise, self._sigmas_for(timestep, sample))
 
     def _sigma_to_t(self, sigma):
         return sigma * self.config.num_train_timesteps
