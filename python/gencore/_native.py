@@ -55,7 +55,7 @@ _error: str | None = None
 
 
 def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value) and value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _load() -> None:
@@ -86,6 +86,9 @@ def load_error() -> str | None:
     return _error
 
 
+_ENV_FORCE = "GENCORE_FORCE_REFERENCE"
+
+
 def force_reference() -> bool:
     """True when ``GENCORE_FORCE_REFERENCE`` is set to a true value (read at every call)."""
     return _truthy(os.environ.get("GENCORE_FORCE_REFERENCE"))
@@ -95,7 +98,7 @@ def use_native(*tensors: torch.Tensor | None) -> bool:
     """Whether the native kernels can run on these tensors (same device is checked by callers):
     the extension is loaded, the reference is not forced, and each tensor (None is skipped) has a
     kernel dtype and lives on the CPU or, in a CUDA build, on a CUDA device."""
-    if _lib is None or force_reference():
+    if _lib is None or (_ENV_FORCE in os.environ and force_reference()):
         return False
     for t in tensors:
         if t is None:

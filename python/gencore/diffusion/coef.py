@@ -24,6 +24,7 @@ __all__ = ["MAX_HISTORY", "Coef", "Scalar", "pack"]
 
 Scalar = float | torch.Tensor
 MAX_HISTORY = 4
+_HOST_TYPES = frozenset((float, int))
 
 
 class Coef(NamedTuple):
@@ -61,8 +62,8 @@ class Coef(NamedTuple):
 def pack(coef: Coef, batch: int, device: torch.device) -> tuple[torch.Tensor | None, list[float]]:
     """(rows, floats): per-sample rows (batch, 16) float64 when any coefficient is a tensor (then
     ``floats`` is all zeros), else ``None`` and the 16 floats."""
-    if not any(isinstance(v, torch.Tensor) for v in coef):
-        return None, [float(v) for v in coef]
+    if _HOST_TYPES.issuperset(map(type, coef)):
+        return None, list(coef)
     cols = [v.to(torch.float64).expand(batch) if isinstance(v, torch.Tensor)
             else torch.full((batch,), float(v), dtype=torch.float64, device=device) for v in coef]
     return torch.stack(cols, dim=1).contiguous(), [0.0] * len(coef)
