@@ -12,18 +12,17 @@ import math
 
 import torch
 
+from gencore.diffusion.reference import acc_dtype, draw_noise, guided
+
 __all__ = [
-    "acc_dtype",
     "ddim_step",
     "ddpm_step",
+    "dpmpp_2m_sde_step",
     "dpmpp_2m_step",
-    "draw_noise",
     "euler_ancestral_step",
     "euler_step",
     "flow_match_euler_step",
-    "guided",
     "heun_step",
-    "q_sample",
     "space_coeffs",
     "x0_from_output",
 ]
@@ -53,38 +52,12 @@ def _max0(v):
     return v.clamp_min(0.0) if _t(v) else max(v, 0.0)
 
 
-def acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for float64 inputs, float32 otherwise."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _bc(v, ref: torch.Tensor):
     """A coefficient ready to multiply ``ref`` (batch, ...): floats as they are, tensors as
     (batch, 1, ..., 1) in ref's dtype."""
     if _t(v):
         return v.to(ref.dtype).reshape(-1, *([1] * (ref.dim() - 1)))
     return v
-
-
-def guided(model_output: torch.Tensor, uncond_output: torch.Tensor | None, guidance_scale: float,
-           acc: torch.dtype) -> torch.Tensor:
-    """``uncond + s * (cond - uncond)`` in the arithmetic dtype (the model output when unguided)."""
-    m = model_output.to(acc)
-    if uncond_output is None:
-        return m
-    u = uncond_output.to(acc)
-    return u + guidance_scale * (m - u)
-
-
-def draw_noise(like: torch.Tensor, noise: torch.Tensor | None, seed: int | None, stream: int,
-               sample_offset: int, acc: torch.dtype) -> torch.Tensor:
-    """Explicit noise in the arithmetic dtype, or the noise-contract draw the kernels make."""
-    if noise is not None:
-        return noise.to(acc)
-    from gencore.rng import randn
-
-    return randn(like.shape, seed=int(seed), stream=int(stream), sample_offset=int(sample_offset), dtype=acc,
-                 device=like.device)
 
 
 def space_coeffs(sigma, parameterization: str):
@@ -359,14 +332,3 @@ def flow_match_euler_step(sample, model_output, sigma, sigma_next, *, uncond_out
 
 
 # ---- forward process ----
-
-def q_sample(x0, t, schedule, *, noise=None, seed=None, stream=0, sample_offset=0):
-    """Reference forward noising x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020, eq. 4)."""
-    acc = acc_dtype(x0.dtype)
-    tabs = schedule.on(x0.device)
-    t = t.long()
-    a = tabs["sqrt_alphas_cumprod"][t]
-    b = tabs["sqrt_one_minus_alphas_cumprod"][t]
-    z = draw_noise(x0, noise, seed, stream, sample_offset, acc)
-    xt = _bc(a, z) * x0.to(acc) + _bc(b, z) * z
-    return xt.to(x0.dtype), z.to(x0.dtype)
