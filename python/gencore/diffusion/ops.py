@@ -139,7 +139,7 @@ def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
              out: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
     """:func:`affine_step` on validated arguments: native kernels or the reference twin."""
     g = float(guidance_scale) if uncond_output is not None else 1.0
-    if out is not None:
+    if out is not None and not torch.compiler.is_compiling():  # compiled: fresh outputs, then copied
         check_out_overlap(out, {"sample": sample, "model_output": model_output, "uncond_output": uncond_output,
                                 "noise": noise, **{f"history[{i}]": h for i, h in enumerate(history)}})
     if not _native.use_native(sample):
