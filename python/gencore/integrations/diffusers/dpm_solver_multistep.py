@@ -1,4 +1,5 @@
-"""diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) on :func:`gencore.diffusion.dpmpp_2m_step`."""
+"""diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M and 2M SDE) on
+:func:`gencore.diffusion.dpmpp_2m_sde_step` (eta = 0 is the ODE solver)."""
 
 from __future__ import annotations
 
@@ -32,15 +33,19 @@ _SOLVER_ALIASES = {"logrho": "midpoint", "bh1": "midpoint", "bh2": "midpoint"}
 
 class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigMixin):
     """DPM-Solver++ multistep (Lu et al., 2022), first and second order, with diffusers' API; each
-    step is :func:`gencore.diffusion.dpmpp_2m_step` (data prediction, midpoint form).
+    step is :func:`gencore.diffusion.dpmpp_2m_sde_step` (data prediction; eta = 1 for the SDE
+    variant, whose noise is drawn from ``generator`` in float32 as diffusers draws it, or taken from
+    ``variance_noise``).
 
-    Supported: ``algorithm_type="dpmsolver++"`` (and ``deis``, which diffusers maps to it, with
-    ``final_sigmas_type="sigma_min"`` as diffusers requires),
-    ``solver_type="midpoint"`` (and ``logrho``/``bh1``/``bh2``, likewise), ``solver_order`` 1 or 2,
+    Supported: ``algorithm_type`` ``"dpmsolver++"`` and ``"sde-dpmsolver++"`` ("DPM++ 2M SDE", with
+    ``use_karras_sigmas`` "DPM++ 2M SDE Karras"; ``deis``, which diffusers maps to dpmsolver++, with
+    ``final_sigmas_type="sigma_min"`` as diffusers requires), ``solver_type`` ``"midpoint"`` and
+    ``"heun"`` (``logrho``/``bh1``/``bh2`` map to midpoint, likewise), ``solver_order`` 1 or 2,
     ``lower_order_final``, ``euler_at_final``, ``use_karras_sigmas``, ``final_sigmas_type``,
     ``lambda_min_clipped``, every ``timestep_spacing``, ``rescale_betas_zero_snr``; a learned
     ``variance_type`` keeps the first 3 channels of an epsilon prediction, other values are
-    ignored, as in diffusers. Not supported (NotImplementedError): other algorithm/solver types,
+    ignored, as in diffusers. Not supported (NotImplementedError): the noise-prediction algorithms
+    ``dpmsolver``/``sde-dpmsolver``,
     ``solver_order=3``, ``thresholding``, ``prediction_type="flow_prediction"``,
     exponential/beta/lu/flow sigmas, dynamic shifting (``mu``).
     """
@@ -76,8 +81,7 @@ class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigM
             raise ValueError(f"`final_sigmas_type` {final_sigmas_type} is not supported for `algorithm_type` "
                              f"{algorithm_type}. Please choose `sigma_min` instead.")
         checks = {
-            "algorithm_type": (self.config.algorithm_type, ("dpmsolver++",)),
-            "solver_type": (self.config.solver_type, ("midpoint",)),
+            "algorithm_type": (self.config.algorithm_type, ("dpmsolver++", "sde-dpmsolver++")),
             "solver_order": (solver_order, (1, 2)),
         }
         for opt, (value, ok) in checks.items():
@@ -170,10 +174,14 @@ class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigM
         x = sample.to(torch.float32) if sample.dtype != torch.float64 else sample
         m = model_output.to(x.dtype)
         u = uncond_output.to(x.dtype) if uncond_output is not None else None
-        prev, x0 = gd.dpmpp_2m_step(x, m, sig[i], sig[i + 1], prev_x0=None if lower else prev_x0.to(x.dtype),
-                                    sigma_prev=sig[i - 1] if i > 0 else None, lower_order=lower,
-                                    parameterization="vp", uncond_output=u, guidance_scale=guidance_scale,
-                                    prediction_type=prediction_type)
+        sde = cfg.algorithm_type == "sde-dpmsolver++"
+        # diffusers draws the SDE's noise on every step, the last included: keep the generator in step.
+        nkw = self._noise_kw(model_output.shape, generator, model_output.device, torch.float32, variance_noise,
+                             step_dtype=x.dtype) if sde else {}
+        prev, x0 = gd.dpmpp_2m_sde_step(x, m, sig[i], sig[i + 1], prev_x0=None if lower else prev_x0.to(x.dtype),
+                                        sigma_prev=sig[i - 1] if i > 0 and not lower else None, eta=float(sde),
+                                        solver_type=cfg.solver_type, parameterization="vp", uncond_output=u,
+                                        guidance_scale=guidance_scale, prediction_type=prediction_type, **nkw)
         for k in range(cfg.solver_order - 1):
             self.model_outputs[k] = self.model_outputs[k + 1]
         self.model_outputs[-1] = x0
