@@ -132,6 +132,15 @@ q_sample_op.register_autograd(_q_backward, setup_context=_q_setup)
 
 # ---------------------------------------------------------------- dispatch
 
+def _into(out, res):
+    """``res``, copied into the preallocated ``out`` when given."""
+    if out is None:
+        return res
+    for o, r in zip(out, res):
+        o.copy_(r)
+    return out
+
+
 def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
              uncond_output: torch.Tensor | None = None, guidance_scale: float = 1.0,
              history: Sequence[torch.Tensor] = (), noise: torch.Tensor | None = None, seed: int | None = None,
@@ -143,14 +152,10 @@ def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
         check_out_overlap(out, {"sample": sample, "model_output": model_output, "uncond_output": uncond_output,
                                 "noise": noise, **{f"history[{i}]": h for i, h in enumerate(history)}})
     if not _native.use_native(sample):
-        res = reference.affine_step(coef, sample, model_output, uncond_output=uncond_output, guidance_scale=g,
-                                    history=history, noise=noise, seed=seed, stream=stream,
-                                    sample_offset=sample_offset, clip=clip, want_aux=want_aux)
-        if out is None:
-            return res
-        for o, r in zip(out, res):
-            o.copy_(r)
-        return out
+        return _into(out, reference.affine_step(coef, sample, model_output, uncond_output=uncond_output,
+                                                guidance_scale=g, history=history, noise=noise, seed=seed,
+                                                stream=stream, sample_offset=sample_offset, clip=clip,
+                                                want_aux=want_aux))
     rows, floats = pack(coef, sample.shape[0], sample.device)
     if noise is not None:
         mode, seed64 = _EXPLICIT, 0
@@ -162,12 +167,7 @@ def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
             0.0 if clip is None else float(clip), mode, want_aux, seed64, int(stream), to_signed64(int(sample_offset)))
     if not _native.direct_ok(sample, model_output, uncond_output, noise, *history):
         res = affine_step_op(*args)
-        res = res if want_aux else res[:2]
-        if out is None:
-            return res
-        for o, r in zip(out, res):
-            o.copy_(r)
-        return out
+        return _into(out, res if want_aux else res[:2])
     prev, x0, aux = _native_step(*args, out=out)
     return (prev, x0, aux) if want_aux else (prev, x0)
 
