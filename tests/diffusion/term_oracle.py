@@ -178,7 +178,7 @@ def euler_step(sample, model_output, sigma, sigma_next, *, uncond_output=None, g
     m = guided(model_output, uncond_output, guidance_scale, acc)
     gamma0 = min(s_churn / num_steps, 2**0.5 - 1) if s_churn > 0 else 0.0
     if _t(sigma):
-        gamma = torch.where((sigma >= s_tmin) & (sigma <= s_tmax), gamma0, 0.0)
+        gamma = torch.where((sigma >= s_tmin) & (sigma <= s_tmax), torch.tensor(gamma0, dtype=torch.float64), 0.0)
     else:
         gamma = gamma0 if s_tmin <= sigma <= s_tmax else 0.0
     sigma_hat = sigma * (gamma + 1.0)

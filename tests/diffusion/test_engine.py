@@ -14,7 +14,7 @@ import torch
 import gencore
 import gencore.diffusion as gd
 from _util import assert_close_to_ref
-from gencore.diffusion import Coef, affine_step, reference
+from gencore.diffusion import Coef, affine_step
 from gencore.diffusion.paths import PATHS, PREDICTIONS, VP, path, prediction
 
 HEADER = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "diffusion" / "diffusion_math.h"
@@ -179,12 +179,25 @@ def test_affine_step_compiles_fullgraph(device):
             assert torch.equal(a, b)
 
 
-def test_reference_skips_zero_terms_only():
-    """A zero host coefficient leaves its input out (an inf there does not turn into NaN)."""
-    x = torch.tensor([[1.0, 2.0]])
-    m = torch.tensor([[float("inf"), 3.0]])
-    prev, x0 = reference.affine_step(Coef(ax=1.0, px=2.0), x, m)
-    assert torch.equal(prev, 2 * x) and torch.equal(x0, x)
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_non_finite_inputs_give_the_kernels_result_on_both_paths(per_sample, device, monkeypatch):
+    """A zero coefficient still multiplies its input (0 * inf = NaN) on the kernel and on the twin
+    alike, so the fallback path never changes a result."""
+    x = torch.tensor([[1.0, 2.0, float("-inf"), 0.5]], dtype=torch.float64, device=device)
+    m = torch.tensor([[float("inf"), 3.0, 1.0, float("nan")]], dtype=torch.float64, device=device)
+    h = torch.tensor([[0.0, float("inf"), 1.0, 2.0]], dtype=torch.float64, device=device)
+    k = Coef(ax=1.0, am=0.0, px=2.0, p0=0.5, pd=0.0, p1=0.0, qd=1.0, ex=0.25)
+    if per_sample:
+        k = Coef(*(torch.tensor([v], dtype=torch.float64, device=device) for v in k))
+    got = affine_step(k, x, m, history=(h,), want_aux=True)
+    with monkeypatch.context() as mp:
+        mp.setenv("GENCORE_FORCE_REFERENCE", "1")
+        twin = affine_step(k, x, m, history=(h,), want_aux=True)
+    want = _affine64(k, x, m, None, [h], None)
+    for a, b, c in zip(got, twin, want):
+        torch.testing.assert_close(a, c, equal_nan=True)
+        torch.testing.assert_close(b, c, equal_nan=True)
+    assert torch.isnan(got[0][0, 0]) and torch.isnan(got[0][0, 1])  # 0 * inf in x0's m term, in p1 h
 
 
 def test_out_partially_overlapping_an_input_is_refused():
@@ -220,3 +233,26 @@ def test_step_domain_errors_name_the_argument(force_reference, monkeypatch):
     # v-prediction at alpha_prod_t = 0 (zero terminal SNR) is defined: x0 = -v
     _, x0 = gd.ddim_step(x, eps, 0.0, 0.5, prediction_type="v_prediction")
     torch.testing.assert_close(x0, -eps)
+
+
+def test_solver_edge_cases_from_review():
+    x, m = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    # DPM-Solver++ heun correction at h = 0 (equal sigmas): the identity, as the midpoint form
+    for solver_type in ("midpoint", "heun"):
+        prev, _ = gd.dpmpp_2m_sde_step(x, m, 0.03, 0.03, prev_x0=m, sigma_prev=0.1, eta=0.0, solver_type=solver_type)
+        torch.testing.assert_close(prev, x)
+    with pytest.raises(ValueError, match="sigma_next"):
+        gd.dpmpp_2m_sde_step(x, m, 1.0, 2.0, eta=1.0, seed=0)
+    with pytest.raises(TypeError, match=r"history\[0\]"):
+        affine_step(Coef(), x, m, history=[None])
+    # Karras' churn outside [s_tmin, s_tmax] draws no noise, so none is needed
+    prev, _ = gd.euler_step(x, m, 10.0, 5.0, s_churn=1.0, s_tmax=1.0, num_steps=10)
+    torch.testing.assert_close(prev, gd.euler_step(x, m, 10.0, 5.0)[0])
+    # per-sample churn keeps float64 gamma: equal to the scalar calls
+    z = torch.randn(2, 3, dtype=torch.float64)
+    sig = torch.tensor([10.0, 3.0], dtype=torch.float64)
+    both, _ = gd.euler_step(x, m, sig, sig / 2, s_churn=2.0, num_steps=7, noise=z)
+    for i in range(2):
+        one, _ = gd.euler_step(x[i:i + 1], m[i:i + 1], float(sig[i]), float(sig[i] / 2), s_churn=2.0, num_steps=7,
+                               noise=z[i:i + 1])
+        torch.testing.assert_close(both[i:i + 1], one, rtol=1e-14, atol=1e-14)

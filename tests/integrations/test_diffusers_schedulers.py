@@ -70,6 +70,7 @@ CONFIGS = [
     ("EulerDiscreteScheduler", {}, {}),
     ("EulerDiscreteScheduler", {"use_karras_sigmas": True, "prediction_type": "v_prediction"}, {}),
     ("EulerDiscreteScheduler", {"timestep_spacing": "trailing", "beta_schedule": "scaled_linear"}, {"s_churn": 1.0}),
+    ("EulerDiscreteScheduler", {"use_karras_sigmas": True}, {"s_churn": 1.0, "s_tmin": 0.5, "s_tmax": 5.0}),
     ("EulerDiscreteScheduler", {"timestep_spacing": "leading", "steps_offset": 1, "final_sigmas_type": "sigma_min",
                                 "rescale_betas_zero_snr": True}, {}),
     ("EulerAncestralDiscreteScheduler", {}, {}),

@@ -25,3 +25,17 @@ def test_float64_sample_with_bfloat16_model_output_matches_diffusers(name, step_
         outs.append(s.step(m, s.timesteps[1], x, generator=torch.Generator().manual_seed(0), **step_kw).prev_sample)
     assert outs[0].dtype == outs[1].dtype
     torch.testing.assert_close(outs[0].double(), outs[1].double(), rtol=2e-2, atol=1e-2)
+
+
+def test_ddim_half_sample_with_float32_variance_noise():
+    """diffusers promotes to float32; gencore computes in float32 and keeps the sample's dtype."""
+    outs = []
+    for cls in (G.DDIMScheduler, diffusers.DDIMScheduler):
+        s = cls()
+        s.set_timesteps(10)
+        x = torch.randn(2, 4, generator=torch.Generator().manual_seed(3)).to(torch.float16)
+        m = torch.randn(2, 4, generator=torch.Generator().manual_seed(1)).to(torch.float16)
+        z = torch.randn(2, 4, generator=torch.Generator().manual_seed(2))
+        outs.append(s.step(m, s.timesteps[3], x, eta=1.0, variance_noise=z).prev_sample)
+    assert outs[0].dtype == torch.float16
+    torch.testing.assert_close(outs[0].float(), outs[1].float(), rtol=2e-3, atol=2e-3)

@@ -226,6 +226,9 @@ def affine_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
         raise TypeError(f"coef must be a gencore.diffusion.Coef, got {type(coef).__name__}")
     if not isinstance(history, (tuple, list)) or len(history) > MAX_HISTORY:
         raise ValueError(f"history must be a sequence of at most {MAX_HISTORY} tensors")
+    for i, h in enumerate(history):
+        if not isinstance(h, torch.Tensor):
+            raise TypeError(f"history[{i}] must be a tensor shaped like sample, got {type(h).__name__}")
     g = check_step_tensors(sample, model_output, uncond_output, guidance_scale, noise=noise,
                            **{f"history[{i}]": h for i, h in enumerate(history)})
     for name, v in coef._asdict().items():

@@ -1,7 +1,7 @@
 """Pure-PyTorch twins of the fused diffusion ops: the kernels' specification and the fallback.
 
 :func:`affine_step` is ``step_element`` of ``csrc/diffusion/diffusion_math.h`` line for line
-(terms whose host coefficient is 0 are skipped); :func:`q_sample` is the forward-noising map.
+(and gives the kernels' bits); :func:`q_sample` is the forward-noising map.
 Arithmetic runs in float32 for float16/bfloat16/float32 inputs and in float64 for float64
 inputs; outputs have the sample's dtype. Noise drawn here is the noise contract's
 ``gencore.randn`` in the arithmetic dtype, the values the kernels draw.
@@ -32,10 +32,6 @@ def _bc(v, ref: torch.Tensor):
     return v
 
 
-def _zero(v) -> bool:
-    return not isinstance(v, torch.Tensor) and v == 0.0
-
-
 def guided(model_output: torch.Tensor, uncond_output: torch.Tensor | None, guidance_scale: float,
            acc: torch.dtype) -> torch.Tensor:
     """``uncond + s * (cond - uncond)`` in the arithmetic dtype (the model output when unguided)."""
@@ -55,47 +51,38 @@ def draw_noise(like: torch.Tensor, noise: torch.Tensor | None, seed: int | None,
                  device=like.device)
 
 
-def _axpy(acc, k, v):
-    """acc + k v, skipping a zero host coefficient (acc may be None: nothing yet)."""
-    if _zero(k):
-        return acc
-    term = _bc(k, v) * v
-    return term if acc is None else acc + term
-
-
 def affine_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
                 uncond_output: torch.Tensor | None = None, guidance_scale: float = 1.0,
                 history: Sequence[torch.Tensor] = (), noise: torch.Tensor | None = None, seed: int | None = None,
                 stream: int = 0, sample_offset: int = 0, clip: float | None = None,
                 want_aux: bool = False) -> tuple[torch.Tensor, ...]:
-    """Reference of :func:`gencore.diffusion.affine_step` (arguments arrive validated)."""
+    """Reference of :func:`gencore.diffusion.affine_step` (arguments arrive validated): the terms of
+    ``step_element`` in its order, each coefficient multiplying its input even when it is 0 (so a
+    non-finite input gives what the kernel gives); terms of absent inputs (no noise, fewer history
+    inputs) are left out, where the kernel adds 0."""
     acc = acc_dtype(sample.dtype)
     x = sample.to(acc)
+    c = {name: _bc(v, x) for name, v in coef._asdict().items()}
     m = guided(model_output, uncond_output, guidance_scale, acc)
     z = None
     if noise is not None or seed is not None:
         z = draw_noise(x, noise, seed, stream, sample_offset, acc)
-    zeros = torch.zeros_like(x)
-    xs = x if z is None else _axpy(x, coef.kpre, z)
-    x0 = _axpy(_axpy(None, coef.ax, xs), coef.am, m)
-    x0 = zeros if x0 is None else x0
+    xs = x if z is None else x + c["kpre"] * z
+    x0 = c["ax"] * xs + c["am"] * m
     if clip is not None:
         x0 = x0.clamp(-clip, clip)
-    d = _axpy(_axpy(_axpy(None, coef.ex, xs), coef.em, m), coef.e0, x0)
-    d = zeros if d is None else d
-    prev = _axpy(_axpy(_axpy(None, coef.px, xs), coef.p0, x0), coef.pd, d)
+    d = c["ex"] * xs + c["em"] * m + c["e0"] * x0
+    prev = c["px"] * xs + c["p0"] * x0 + c["pd"] * d
     if z is not None:
-        prev = _axpy(prev, coef.pz, z)
-    for k, h in zip(coef.history, history):
-        prev = _axpy(prev, k, h.to(acc))
-    prev = zeros if prev is None else prev
+        prev = prev + c["pz"] * z
+    for name, h in zip(("p1", "p2", "p3", "p4"), history):
+        prev = prev + c[name] * h.to(acc)
     out = (prev.to(sample.dtype), x0.to(sample.dtype))
     if not want_aux:
         return out
-    aux = _axpy(None, coef.qd, d)
+    aux = c["qd"] * d
     if history:
-        aux = _axpy(aux, coef.q1, history[0].to(acc))
-    aux = zeros if aux is None else aux
+        aux = aux + c["q1"] * history[0].to(acc)
     return (*out, aux.to(sample.dtype))
 
 

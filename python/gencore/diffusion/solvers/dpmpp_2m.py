@@ -58,7 +58,12 @@ def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None, e
     p0, p1 = a_t * g, 0.0
     if sigma_prev is not None:
         inv_r = h / (lam_s - space.log_snr(sigma_prev))
-        w = 0.5 * g * inv_r if solver_type == "midpoint" else (g / (-h - eta_h) + 1.0) * inv_r
+        if solver_type == "midpoint":
+            w = 0.5 * g * inv_r
+        elif isinstance(h, torch.Tensor):  # (g / (-(1 + eta) h) + 1) -> 0 as h -> 0
+            w = torch.where(h == 0, 0.0, (g / (-h - eta_h) + 1.0) * inv_r)
+        else:
+            w = 0.0 if h == 0 else (g / (-h - eta_h) + 1.0) * inv_r
         p0, p1 = a_t * (g + w), -a_t * w
     pz = st_t * sqrt(-expm1(-2.0 * eta_h)) * s_noise if eta > 0 else 0.0
     return final_step(sigma_next, ax=ax, am=am, px=px, p0=p0, p1=p1, pz=pz)

@@ -95,6 +95,9 @@ def dpmpp_2m_sde_step(
         in_range(sp, "sigma_prev", 0.0, hi, lo_open=True, hi_open=flow)
         if isinstance(sp, float) and isinstance(sg, float) and sp == sg:
             raise ValueError(f"sigma_prev must differ from sigma for a second-order step, got {sp} for both")
+    if eta > 0 and isinstance(sg, float) and isinstance(sn, float) and sn > sg:
+        raise ValueError(f"sigma_next ({sn}) must be <= sigma ({sg}) with eta > 0: the SDE step goes towards "
+                         "less noise")
     needed = eta > 0 and not (isinstance(sn, float) and sn == 0.0)
     nkw = noise_kwargs(needed, noise, seed, stream, sample_offset, "dpmpp_2m_sde_step with eta > 0")
     k = coef(sg, sn, pred=pred, space=space, eta=eta, s_noise=s_noise, solver_type=solver_type, sigma_prev=sp)

@@ -20,7 +20,8 @@ def churn_gamma(s_churn: float, num_steps: int, sigma, s_tmin: float = 0.0, s_tm
     """Karras' gamma: min(s_churn / num_steps, sqrt(2) - 1) where s_tmin <= sigma <= s_tmax, else 0."""
     gamma0 = min(s_churn / num_steps, 2**0.5 - 1) if s_churn > 0 else 0.0
     if isinstance(sigma, torch.Tensor):
-        return torch.where((sigma >= s_tmin) & (sigma <= s_tmax), gamma0, 0.0)
+        inside = (sigma >= s_tmin) & (sigma <= s_tmax)
+        return torch.where(inside, torch.tensor(gamma0, dtype=torch.float64, device=sigma.device), 0.0)
     return gamma0 if s_tmin <= sigma <= s_tmax else 0.0
 
 
@@ -106,8 +107,9 @@ def euler_step(
     if churn and (not isinstance(num_steps, numbers.Integral) or isinstance(num_steps, bool) or num_steps < 1):
         raise ValueError(f"num_steps (the loop's step count) must be a positive integer when s_churn > 0, "
                          f"got {num_steps!r}")
-    nkw = noise_kwargs(churn, noise, seed, stream, sample_offset, "euler_step with s_churn > 0")
     gamma = churn_gamma(s_churn, int(num_steps), sg, s_tmin, s_tmax) if churn else 0.0
+    churn = isinstance(gamma, torch.Tensor) or gamma > 0  # no noise outside [s_tmin, s_tmax]
+    nkw = noise_kwargs(churn, noise, seed, stream, sample_offset, "euler_step with s_churn > 0")
     k = coef(sg, sn, pred=pred, gamma=gamma, s_noise=s_noise, churn=churn)
     return run_step(k, sample, model_output, uncond_output=uncond_output, guidance_scale=g, clip=clip,
                     out=check_out(out, sample, 2), **nkw)

@@ -84,7 +84,7 @@ class DDIMScheduler(VPNoising, Gencore, SchedulerMixin, ConfigMixin):
                 raise ValueError("Cannot pass both generator and variance_noise. Please make sure that either "
                                  "`generator` or `variance_noise` stays `None`.")
             nkw = self._noise_kw(model_output.shape, generator, model_output.device, model_output.dtype,
-                                 variance_noise)
+                                 variance_noise, step_dtype=sample.dtype)
         prev, x0 = gd.ddim_step(sample, model_output, a_t, a_prev, eta=float(eta), uncond_output=uncond_output,
                                 guidance_scale=guidance_scale, prediction_type=prediction_type,
                                 clip_sample=clip_arg(self.config),
