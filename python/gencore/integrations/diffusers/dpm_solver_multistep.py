@@ -161,7 +161,10 @@ class DPMSolverMultistepScheduler(IndexedMixin, Gencore, SchedulerMixin, ConfigM
             self._init_step_index(timestep)
         cfg = self.config
         prediction_type = check_prediction_type(cfg, ("epsilon", "sample", "v_prediction"))
-        out_dtype = model_output.dtype
+        # diffusers returns the dtype of its converted output: the x0 prediction mixes sample and model
+        # output (promoted) except for sample prediction, which is the model output itself.
+        out_dtype = (model_output.dtype if prediction_type == "sample"
+                     else torch.promote_types(model_output.dtype, sample.dtype))
         if prediction_type == "epsilon" and cfg.variance_type in ("learned", "learned_range"):
             model_output = model_output[:, :3]
             uncond_output = None if uncond_output is None else uncond_output[:, :3]

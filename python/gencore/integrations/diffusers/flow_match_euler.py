@@ -148,7 +148,8 @@ class FlowMatchEulerDiscreteScheduler(IndexedMixin, Gencore, SchedulerMixin, Con
         u = uncond_output.to(x.dtype) if uncond_output is not None else None
         nkw = {}
         if self.config.stochastic_sampling:
-            nkw = self._noise_kw(x.shape, generator, x.device, x.dtype)
+            # diffusers computes this step in float32 and draws its noise there, float64 samples too
+            nkw = self._noise_kw(x.shape, generator, x.device, torch.float32, step_dtype=x.dtype)
         prev, _ = gd.flow_match_euler_step(x, m, sig[i], sig[i + 1], uncond_output=u, guidance_scale=guidance_scale,
                                            prediction_type="flow", stochastic=bool(self.config.stochastic_sampling),
                                            **nkw)
