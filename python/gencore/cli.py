@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input from the user: a message and a non-zero exit, no traceback.
         print(f"gencore {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The system refused (a full disk, a quota): a message and exit status 1, no traceback.
+        print(f"gencore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
