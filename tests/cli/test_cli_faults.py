@@ -44,10 +44,19 @@ def _comparable(metrics):
     return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
 
 
+def _checkpoint_step(out: Path) -> int:
+    """The step of ``out``'s training state as its readable JSON copy says (-1: none yet)."""
+    try:
+        return int(json.loads((out / "train_state.json").read_text())["training_state"]["step"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
 def test_killed_training_resumes_byte_exact(tmp_path, capsys):
-    steps = "60"
+    """SIGKILL at a random step (plus a random fraction of a step, so some kills land inside a write)."""
+    steps = 80
     ref = tmp_path / "ref"
-    assert _train(ref, "--steps", steps) == 0
+    assert _train(ref, "--steps", str(steps)) == 0
     capsys.readouterr()
     want = _files(ref)
     env = dict(os.environ)
@@ -56,21 +65,21 @@ def test_killed_training_resumes_byte_exact(tmp_path, capsys):
     rng = random.Random(seed)
     for run in range(3):
         out = tmp_path / f"run{run}"
-        state = out / "train_state.safetensors"
-        proc = subprocess.Popen([sys.executable, "-m", "gencore", "train", *TINY, "--out", str(out), "--steps", steps,
-                                 "--checkpoint-every", "1"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        target, jitter = rng.randrange(1, steps), rng.uniform(0.0, 0.02)
+        proc = subprocess.Popen([sys.executable, "-m", "gencore", "train", *TINY, "--out", str(out),
+                                 "--steps", str(steps), "--checkpoint-every", "1"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
-            while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            delay = rng.uniform(0.0, 1.5)
-            time.sleep(delay)
+            while _checkpoint_step(out) < target and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            time.sleep(jitter)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
-        why = f"run {run}, kill {delay:.3f} s after the first checkpoint (random seed {seed})"
-        assert _train(out, "--steps", steps, "--checkpoint-every", "1", "--resume") == 0, why
+        why = (f"run {run}: killed {jitter * 1e3:.1f} ms after step {target} was saved, with the state at "
+               f"step {_checkpoint_step(out)} (random seed {seed})")
+        assert _train(out, "--steps", str(steps), "--checkpoint-every", "1", "--resume") == 0, why
         capsys.readouterr()
         assert _tmp_files(out) == [], why
         got = _files(out)
@@ -216,3 +225,23 @@ def test_file_size_limit_in_a_real_process(tmp_path, capsys):
     assert "File too large" in res.stderr and "train_state.safetensors" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert _files(out) == before
+
+
+def test_resume_from_a_corrupt_or_foreign_training_state(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out, "--steps", "4", "--checkpoint-every", "2") == 0
+    capsys.readouterr()
+    assert cli.main(["train", "realnvp", "--data", "moons", "--steps", "2", "--out", str(out), "--resume",
+                     "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'vae' model, expected 'realnvp'" in err and "Traceback" not in err, err
+    state = out / "train_state.safetensors"
+    blob = bytearray(state.read_bytes())
+    blob[-5] ^= 0x01
+    state.write_bytes(bytes(blob))
+    assert _train(out, "--steps", "8", "--checkpoint-every", "2", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "train_state.safetensors is corrupt: tensor '" in err and "sha256" in err, err
+    state.write_bytes(bytes(blob[:-40]))
+    assert _train(out, "--steps", "8", "--checkpoint-every", "2", "--resume") == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
