@@ -5,7 +5,8 @@ truth when loading), a SHA-256 digest of every tensor and of the config, and a r
 the config beside it (``<name>.json``). Both files are first written in full to temporary names
 in the same directory and flushed to disk; only then are they renamed into place (the tensors
 file first). So a full disk or a kill while writing never replaces a good checkpoint with a
-partial one, and temporaries a kill leaves behind are removed by the next write of that file.
+partial one, and temporaries a kill leaves behind are removed by the next write of that file
+(a temporary's name carries its writer's process id; those of running processes are kept).
 Loading verifies the digests (checkpoints written before digests existed load unverified), so
 flipped bits in tensor data raise :class:`CheckpointError` naming the tensor.
 
@@ -61,11 +62,28 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
+    return f".{path.name}.{os.getpid()}."
+
+
+def _writer_alive(tmp: Path, prefix: str) -> bool:
+    """Whether the process whose id the temporary's name carries still runs (on this machine)."""
+    pid = tmp.name[len(prefix):].split(".", 1)[0]
+    if not pid.isdigit() or int(pid) < 1:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:  # another user's process
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Removes the temporaries an interrupted atomic write of ``path`` left in its directory.
+    """Removes the temporaries that killed atomic writes of ``path`` left in its directory.
+
+    A temporary's name carries the id of the process writing it; those of processes that
+    still run (a concurrent writer) are kept.
 
     Args:
         path: a file written with :func:`atomic_write_bytes` (for a checkpoint, either of its
@@ -80,7 +98,10 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         names |= {path.with_suffix(".safetensors").name, path.with_suffix(".json").name}
     removed = []
     for name in sorted(names):
-        for tmp in path.parent.glob(f".{_glob_escape(name)}.*.tmp"):
+        prefix = f".{name}."
+        for tmp in sorted(path.parent.glob(f"{_glob_escape(prefix)}*.tmp")):
+            if _writer_alive(tmp, prefix):
+                continue
             try:
                 tmp.unlink()
             except OSError:

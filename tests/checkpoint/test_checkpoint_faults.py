@@ -6,6 +6,8 @@ import errno
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -64,6 +66,17 @@ def test_stale_temporaries_are_removed_by_the_next_write(tmp_path):
     assert _tmp_files(tmp_path) == [other.name]
     stale[0].write_bytes(b"partial")
     assert remove_stale_temporaries(tmp_path / "ck.json") == [stale[0]]
+
+
+def test_temporaries_of_running_writers_are_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    killed = tmp_path / f".ck.safetensors.{int(dead.stdout)}.abc123.tmp"
+    running = tmp_path / f".ck.safetensors.{os.getpid()}.def456.tmp"
+    for f in (killed, running):
+        f.write_bytes(b"partial")
+    save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"kind": "toy"})
+    assert _tmp_files(tmp_path) == [running.name]
 
 
 def test_bit_flip_in_tensor_data_is_detected(tmp_path):
