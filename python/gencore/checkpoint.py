@@ -1,9 +1,14 @@
 """Checkpoints: safetensors for tensors plus a JSON config, written atomically, loaded without pickle.
 
 A checkpoint is one ``.safetensors`` file whose metadata carries the JSON config (the source of
-truth when loading) and a readable copy of that config beside it (``<name>.json``). Every file
-is written to a temporary name in the same directory, flushed to disk and renamed into place,
-so an interrupted write never replaces a good checkpoint with a partial one.
+truth when loading), a SHA-256 digest of every tensor and of the config, and a readable copy of
+the config beside it (``<name>.json``). Both files are first written in full to temporary names
+in the same directory and flushed to disk; only then are they renamed into place (the tensors
+file first). So a full disk or a kill while writing never replaces a good checkpoint with a
+partial one, and temporaries a kill leaves behind are removed by the next write of that file
+(a temporary's name carries its writer's process id; those of running processes are kept).
+Loading verifies the digests (checkpoints written before digests existed load unverified), so
+flipped bits in tensor data raise :class:`CheckpointError` naming the tensor.
 
 Training state (model, optimizer, random generator, step) round-trips exactly, so a run resumed
 from its last checkpoint ends with the same parameters as an uninterrupted run.
@@ -11,9 +16,12 @@ from its last checkpoint ends with the same parameters as an uninterrupted run.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +31,14 @@ __all__ = [
     "FORMAT",
     "CheckpointError",
     "atomic_write_bytes",
+    "atomic_write_files",
     "atomic_write_text",
     "load_checkpoint",
     "load_training_state",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "save_training_state",
+    "tensor_digest",
 ]
 
 FORMAT = "gencore-checkpoint-v1"
@@ -50,27 +61,138 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _writer_alive(tmp: Path, prefix: str) -> bool:
+    """Whether the process whose id the temporary's name carries still runs (on this machine)."""
+    pid = tmp.name[len(prefix):].split(".", 1)[0]
+    if not pid.isdigit() or int(pid) < 1:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:  # another user's process
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Removes the temporaries that killed atomic writes of ``path`` left in its directory.
+
+    A temporary's name carries the id of the process writing it; those of processes that
+    still run (a concurrent writer) are kept.
+
+    Args:
+        path: a file written with :func:`atomic_write_bytes` (for a checkpoint, either of its
+            two files; the ``.safetensors`` and ``.json`` temporaries are both removed).
+
+    Returns:
+        The paths removed (files that vanish meanwhile or cannot be removed are skipped).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    names = {path.name}
+    if path.suffix in (".safetensors", ".json"):
+        names |= {path.with_suffix(".safetensors").name, path.with_suffix(".json").name}
+    removed = []
+    for name in sorted(names):
+        prefix = f".{name}."
+        for tmp in sorted(path.parent.glob(f"{_glob_escape(prefix)}*.tmp")):
+            if _writer_alive(tmp, prefix):
+                continue
+            try:
+                tmp.unlink()
+            except OSError:
+                continue
+            removed.append(tmp)
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _write_temporary(path: Path, data: bytes) -> str:
+    """Writes ``data`` to a new temporary beside ``path``, flushed to disk; returns its name."""
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
-    _fsync_dir(path.parent)
+    return tmp
+
+
+def _unlink_quietly(path: str | os.PathLike) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def atomic_write_files(files: dict[str | os.PathLike, bytes]) -> None:
+    """Writes several files of one directory so that none is ever left half-written.
+
+    Every file is first written in full to a temporary name beside its target and flushed;
+    only when all of them are on disk are they renamed into place, in the order given. If a
+    write fails (a full disk, say) the temporaries are removed and the targets keep their old
+    content. Temporaries that earlier, killed writes of the same targets left behind are
+    removed first.
+
+    Args:
+        files: target path -> content.
+
+    Raises:
+        OSError: a file could not be written; the message names it (``errno`` kept).
+    """
+    targets = [(Path(p), data) for p, data in files.items()]
+    for path, _ in targets:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create the directory of {path}: {exc.strerror}") from None
+        remove_stale_temporaries(path)
+    written: list[tuple[str, Path]] = []
+    replaced = 0
+    current = targets[0][0] if targets else None
+    try:
+        for path, data in targets:
+            current = path
+            written.append((_write_temporary(path, data), path))
+        for tmp, path in written:
+            current = path
+            os.replace(tmp, path)
+            replaced += 1
+    except OSError as exc:
+        for tmp, _ in written[replaced:]:
+            _unlink_quietly(tmp)
+        reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
+        kept = "; no file was replaced" if replaced == 0 else ""
+        raise OSError(exc.errno, f"cannot write {current}: {reason}{kept}") from None
+    except BaseException:
+        for tmp, _ in written[replaced:]:
+            _unlink_quietly(tmp)
+        raise
+    for parent in {path.parent for path, _ in targets}:
+        _fsync_dir(parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    Raises:
+        OSError: the file could not be written (e.g. ``ENOSPC``); ``path`` keeps its old content.
+    """
+    atomic_write_files({path: data})
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """UTF-8 ``text`` to ``path``, as :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -104,8 +226,20 @@ def _unflatten(skel: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skel
 
 
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 (hex) of a tensor's bytes as safetensors stores them (C order, little-endian)."""
+    t = tensor.detach().cpu().contiguous().reshape(-1)
+    h = hashlib.sha256()
+    if t.numel():
+        h.update(t.view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], config: dict) -> Path:
-    """Saves ``tensors`` and a JSON-serialisable ``config`` atomically.
+    """Saves ``tensors`` and a JSON-serialisable ``config`` atomically, with checksums.
+
+    The safetensors metadata holds ``format``, ``config`` (JSON text), ``config_sha256`` (of that
+    text) and ``sha256`` (JSON ``{tensor name: hex digest}``, see :func:`tensor_digest`).
 
     Args:
         path: target file; ``.safetensors`` is appended when missing.
@@ -114,6 +248,10 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], c
 
     Returns:
         The path of the ``.safetensors`` file.
+
+    Raises:
+        OSError: the files could not be written (e.g. a full disk); the old checkpoint, if any,
+            is left as it was.
     """
     from safetensors.torch import save
 
@@ -127,11 +265,60 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], c
     except TypeError as exc:
         raise TypeError(f"config must be JSON-serialisable: {exc}") from None
     cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    blob = save(cpu, metadata={"format": FORMAT, "config": text})
-    # Readable copy first; the safetensors file (the source of truth) is renamed in last.
-    atomic_write_text(path.with_suffix(".json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
-    atomic_write_bytes(path, blob)
+    digests = {k: tensor_digest(v) for k, v in cpu.items()}
+    blob = _canonical(save(cpu, metadata={"format": FORMAT, "config": text,
+                                          "config_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                                          "sha256": json.dumps(digests, sort_keys=True)}))
+    readable = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    # The safetensors file (the source of truth) is renamed in first, its readable copy last.
+    atomic_write_files({path: blob, path.with_suffix(".json"): readable.encode("utf-8")})
     return path
+
+
+def _canonical(blob: bytes) -> bytes:
+    """``blob`` with its header's keys sorted, so equal checkpoints are equal files.
+
+    safetensors writes the metadata in hash-map order, which differs between processes. The
+    header is rewritten as compact sorted JSON, padded with spaces to a multiple of 8 bytes as
+    safetensors pads it; the tensor data (whose offsets count from the end of the header) is
+    unchanged.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + blob[8 + n:]
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob that :func:`safetensors.torch.load` accepted."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    return header.get("__metadata__") or {}
+
+
+def _json_field(path: Path, meta: dict[str, str], key: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint {path}: its {key!r} metadata is not valid JSON "
+                              f"({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def _verify(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    """Checks the digests :func:`save_checkpoint` stored (nothing to check in older files)."""
+    if "config_sha256" in meta:
+        got = hashlib.sha256(meta["config"].encode("utf-8")).hexdigest()
+        if got != meta["config_sha256"]:
+            raise CheckpointError(f"checkpoint {path} is corrupt: its config does not match its checksum")
+    if "sha256" not in meta:
+        return
+    digests = _json_field(path, meta, "sha256")
+    if not isinstance(digests, dict) or set(digests) != set(tensors):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its tensors do not match its checksum list")
+    for name in sorted(tensors):
+        if tensor_digest(tensors[name]) != digests[name]:
+            raise CheckpointError(f"checkpoint {path} is corrupt: tensor {name!r} does not match its "
+                                  "sha256 checksum (the file was modified or damaged)")
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
@@ -148,9 +335,9 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
 
     Raises:
         FileNotFoundError: no such checkpoint.
-        CheckpointError: truncated/corrupt file, not a gencore checkpoint, or another model.
+        CheckpointError: truncated/corrupt file (including tensors or config that fail their
+            checksums), not a gencore checkpoint, or another model.
     """
-    from safetensors import SafetensorError
     from safetensors.torch import load
 
     path = Path(path)
@@ -160,16 +347,17 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
         raise FileNotFoundError(f"checkpoint not found: {path}")
     data = path.read_bytes()
     try:
-        import safetensors
-
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
         tensors = load(data)
-    except (SafetensorError, Exception) as exc:  # safetensors raises several types on bad files
+        meta = _metadata(data)
+    except Exception as exc:  # safetensors raises several types on bad files
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({exc})") from None
-    if meta.get("format") != FORMAT or "config" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path} is not a gencore checkpoint")
-    config = json.loads(meta["config"])
+    _verify(path, meta, tensors)
+    config = _json_field(path, meta, "config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path}: its config must be a JSON object, "
+                              f"got {type(config).__name__}")
     if kind is not None and config.get("kind") != kind:
         raise CheckpointError(f"checkpoint {path} holds a {config.get('kind')!r} model, expected {kind!r}")
     if str(map_location) != "cpu":
@@ -199,12 +387,25 @@ def save_training_state(path: str | os.PathLike, *, model: torch.nn.Module, conf
 
 def load_training_state(path: str | os.PathLike, *, model: torch.nn.Module, kind: str | None = None,
                         optimizer: torch.optim.Optimizer | None = None,
-                        generator: torch.Generator | None = None) -> tuple[int, dict, dict]:
-    """Restores what :func:`save_training_state` wrote. Returns (step, config, extra)."""
+                        generator: torch.Generator | None = None,
+                        check: Callable[[int, dict], None] | None = None) -> tuple[int, dict, dict]:
+    """Restores what :func:`save_training_state` wrote. Returns (step, config, extra).
+
+    Args:
+        path: the checkpoint.
+        model: receives the parameters and buffers.
+        kind: when given, the checkpoint's ``config["kind"]`` must equal it.
+        optimizer: receives the optimizer state.
+        generator: receives the generator state.
+        check: called as ``check(step, config)`` before anything is restored (it raises to
+            refuse the checkpoint, e.g. one written with other options).
+    """
     tensors, config = load_checkpoint(path, kind=kind)
     skeleton = config.get("training_state")
-    if skeleton is None:
+    if not isinstance(skeleton, dict) or "step" not in skeleton:
         raise CheckpointError(f"{path} holds no training state")
+    if check is not None:
+        check(int(skeleton["step"]), config)
     state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     try:
         model.load_state_dict(state)

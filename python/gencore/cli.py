@@ -88,7 +88,9 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the family's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default runs/MODEL-DATA)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/train_state.safetensors (refused if it was written with other "
+                        "training options; --steps and evaluation options may change)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
                    help="save the resumable training state every K steps")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="family hyper-parameter override")
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input from the user: a message and a non-zero exit, no traceback.
         print(f"gencore {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The system refused (a full disk, a quota): a message and exit status 1, no traceback.
+        print(f"gencore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

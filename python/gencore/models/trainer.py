@@ -18,7 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from gencore.checkpoint import CheckpointError, load_training_state, save_training_state
+from gencore.checkpoint import (
+    CheckpointError,
+    load_training_state,
+    remove_stale_temporaries,
+    save_training_state,
+)
 
 __all__ = ["Objective", "Trainer"]
 
@@ -52,8 +57,13 @@ class Trainer:
         progress: show a tqdm bar.
         checkpoint: path of the training checkpoint (None: none written).
         checkpoint_every: write the checkpoint every this many steps (and at the end).
-        config: JSON config stored in the checkpoint (must hold ``"kind"``).
+        config: JSON config stored in the checkpoint (must hold ``"kind"``). Resuming refuses a
+            checkpoint whose config differs from this one in any key but ``steps`` and
+            ``resume_may_change`` (a different seed or learning rate would silently give a
+            run that no uninterrupted run matches).
         hooks: callables ``hook(trainer, step, losses)`` called after every step.
+        resume_may_change: config keys that may differ between a checkpoint and the run that
+            resumes it (options that do not affect training, e.g. evaluation settings).
 
     Example:
         >>> import torch
@@ -79,7 +89,8 @@ class Trainer:
                  betas: tuple[float, float] = (0.9, 0.999), progress: bool = False,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 0,
                  config: dict | None = None,
-                 hooks: Sequence[Callable[[Trainer, int, dict], None]] = ()) -> None:
+                 hooks: Sequence[Callable[[Trainer, int, dict], None]] = (),
+                 resume_may_change: Sequence[str] = ()) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -95,6 +106,7 @@ class Trainer:
         self.checkpoint_every = int(checkpoint_every)
         self.config = dict(config or {"kind": type(model).__name__})
         self.hooks = list(hooks)
+        self.resume_may_change = frozenset(resume_may_change) | {"steps"}
         groups = model.param_groups()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, params in groups.items():
@@ -141,14 +153,21 @@ class Trainer:
         if path is None:
             raise ValueError("path must be given (the trainer has no checkpoint path)")
         extra: dict[str, Any] = {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                                 "seconds": self.seconds}
+                                 "seconds": self.seconds, "history": list(self.history)}
         if self.ema is not None:
             extra["ema"] = dict(self.ema)
         return save_training_state(path, model=self.model, config=self.config, step=self.step, extra=extra)
 
     def load(self, path: str | Path) -> int:
-        """Restores a state written by :meth:`save`; returns the step to continue from."""
-        step, _, extra = load_training_state(path, model=self.model, kind=self.config.get("kind"))
+        """Restores a state written by :meth:`save`; returns the step to continue from.
+
+        Raises:
+            CheckpointError: the checkpoint is corrupt or holds another model.
+            ValueError: the checkpoint was written by a run with other options (see ``config``),
+                or is past ``steps``.
+        """
+        step, _, extra = load_training_state(path, model=self.model, kind=self.config.get("kind"),
+                                             check=lambda step, config: self._check_options(path, config, step))
         opts = extra.get("optimizers", {})
         if set(opts) != set(self.optimizers):
             raise CheckpointError(f"checkpoint {path} has optimizers {sorted(opts)}, "
@@ -160,8 +179,21 @@ class Trainer:
                 raise CheckpointError(f"checkpoint {path} holds no EMA weights")
             self.ema = {k: v.clone() for k, v in extra["ema"].items()}
         self.seconds = float(extra.get("seconds", 0.0))
+        self.history = [dict(h) for h in extra.get("history", [])]
         self.step = step
         return step
+
+    def _check_options(self, path: str | Path, config: dict, step: int) -> None:
+        stored = {k: v for k, v in config.items() if k != "training_state"}
+        keys = (set(stored) | set(self.config)) - self.resume_may_change
+        differ = sorted(k for k in keys if _jsonish(stored.get(k)) != _jsonish(self.config.get(k)))
+        if differ:
+            listed = ", ".join(f"{k} (checkpoint {stored.get(k)!r}, this run {self.config.get(k)!r})"
+                               for k in differ)
+            raise ValueError(f"resume: checkpoint {path} was written by a run with other options: {listed}; "
+                             "resume with the same options, or start a new run in another directory")
+        if step > self.steps:
+            raise ValueError(f"resume: checkpoint {path} is at step {step}, past steps={self.steps}")
 
     # ------------------------------------------------------------------ loop
     def _set_lr(self, step: int) -> None:
@@ -209,9 +241,11 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
+        if self.checkpoint is not None:
+            remove_stale_temporaries(_with_suffix(self.checkpoint))
         if resume:
             path = self.checkpoint if resume is True else Path(resume)
-            if path is not None and (Path(str(path) + ".safetensors").is_file() or Path(path).is_file()):
+            if path is not None and (_with_suffix(path).is_file() or Path(path).is_file()):
                 self.load(path)
                 log.info("resumed from %s at step %d", path, self.step)
         t0 = time.perf_counter() - self.seconds
@@ -243,3 +277,17 @@ class Trainer:
     def final_losses(self) -> dict[str, float]:
         return {k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "step"}
 
+
+def _jsonish(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparing configs."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonish(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonish(v) for k, v in value.items()}
+    return value
+
+
+def _with_suffix(path: str | Path) -> Path:
+    """The ``.safetensors`` file :func:`~gencore.checkpoint.save_checkpoint` writes for ``path``."""
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")

@@ -263,16 +263,27 @@ def load(path: str | Path) -> ZooModel:
     """Reads a model written by :func:`save` (or the model checkpoint of :func:`train`).
 
     Raises:
-        CheckpointError: the checkpoint holds no zoo model, or weights that do not fit its config.
+        FileNotFoundError: no such checkpoint.
+        CheckpointError: the checkpoint is corrupt, holds no zoo model, or holds a config or
+            weights that do not fit the model kind its config names.
     """
     tensors, config = load_checkpoint(path)
-    if config.get("kind") not in MODELS:
-        raise CheckpointError(f"checkpoint {path} holds {config.get('kind')!r}, not a zoo model")
-    model = build(config)
+    kind = config.get("kind")
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise CheckpointError(f"checkpoint {path} holds {kind!r}, not a zoo model (one of {sorted(MODELS)})")
+    try:
+        model = build(config)
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint {path} names model kind {kind!r}, but its config lacks the option "
+                              f"{exc.args[0]!r} that {kind!r} needs: it was written for another model or "
+                              "edited") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its config does not describe a {kind!r} model "
+                              f"({type(exc).__name__}: {exc})") from None
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit model {config['kind']!r}: {exc}") from None
+        raise CheckpointError(f"checkpoint {path} does not fit model {kind!r}: {exc}") from None
     model.eval()
     return model
 

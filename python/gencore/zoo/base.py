@@ -14,7 +14,11 @@ from gencore.data.digits import NUM_CLASSES
 from gencore.models.trainer import Objective, Trainer
 from gencore.zoo.data import DIGITS, Dataset, class_labels, flat, to_symmetric
 
-__all__ = ["ZooModel", "sample_metrics"]
+__all__ = ["EVALUATION_OPTIONS", "ZooModel", "sample_metrics"]
+
+EVALUATION_OPTIONS = frozenset({"eval_samples", "eval_samplers", "iwae_k", "sampler", "sample_steps",
+                                "guidance_scale"})
+"""Config keys that only affect sampling and evaluation: a resumed run may change them."""
 
 
 class ZooModel(nn.Module):
@@ -104,7 +108,7 @@ class ZooModel(nn.Module):
             lr=float(config["lr"]), seed=int(config["seed"]), ema_decay=config.get("ema_decay"),
             grad_clip=config.get("grad_clip"), warmup=int(config.get("warmup", 0)),
             betas=tuple(config.get("betas", (0.9, 0.999))), progress=progress, checkpoint=checkpoint,
-            checkpoint_every=int(checkpoint_every), config=config)
+            checkpoint_every=int(checkpoint_every), config=config, resume_may_change=EVALUATION_OPTIONS)
         trainer.run(resume=resume)
         return trainer.seconds, trainer.history
 
