@@ -1,7 +1,9 @@
 // Affine coupling on the CPU: OpenMP over samples, SIMD over the elements of a sample, the
-// per-sample log-determinant reduced in the same loop. The sum uses 16 fixed partial lanes
-// combined in a fixed order, so results depend neither on the thread count nor on the ISA
-// clone picked at load time.
+// per-sample log-determinant reduced in the same loop. The sum runs over blocks of kBlock
+// consecutive elements: 16 fixed partial lanes combined in a fixed order give a block's sum,
+// and block sums are added pairwise in a tree fixed by the block index (Cascade). Results
+// depend neither on the thread count nor on the ISA clone picked at load time, and the error
+// of a sum grows like log(D) rather than D.
 //
 // -fno-trapping-math (no effect on results: floating-point exceptions are never observed) lets
 // GCC if-convert the branch-free selects of flows_math.h, which is what makes the loops vectorise.
@@ -23,6 +25,35 @@ namespace flows {
 namespace {
 
 constexpr int kLanes = 16;
+constexpr int64_t kBlock = 256;  // elements per block of a sample's sum: 16 per lane
+
+// Pairwise sum of a stream of block sums: block k is merged like the carries of a binary
+// counter, so the tree depends only on how many blocks there are.
+template <typename A>
+struct Cascade {
+  A level[64];
+  uint64_t count = 0;
+
+  void push(A s) {
+    int k = 0;
+    for (uint64_t c = count; c & 1; c >>= 1, ++k) s = level[k] + s;
+    level[k] = s;
+    ++count;
+  }
+
+  // The sum of everything pushed (smallest partial sums first).
+  A total() const {
+    A s = A(0);
+    bool first = true;
+    for (int k = 0; (count >> k) != 0; ++k) {
+      if ((count >> k) & 1) {
+        s = first ? level[k] : level[k] + s;
+        first = false;
+      }
+    }
+    return s;
+  }
+};
 
 template <typename A>
 A combine(const A* acc) {
@@ -36,22 +67,27 @@ template <typename T, int C, bool Inv>
 GENCORE_SIMD_CLONES acc_t<T> forward_row(const T* __restrict x, const T* __restrict t, const T* __restrict v,
                                          T* __restrict y, int64_t D, acc_t<T> c) {
   using A = acc_t<T>;
-  A acc[kLanes] = {};
-  const int64_t full = D - D % kLanes;
-  for (int64_t j0 = 0; j0 < full; j0 += kLanes) {
+  Cascade<A> blocks;
+  for (int64_t b0 = 0; b0 < D; b0 += kBlock) {
+    const int64_t b1 = std::min(D, b0 + kBlock);
+    const int64_t full = b1 - (b1 - b0) % kLanes;
+    A acc[kLanes] = {};
+    for (int64_t j0 = b0; j0 < full; j0 += kLanes) {
 #pragma omp simd
-    for (int k = 0; k < kLanes; ++k) {
-      A yv;
-      acc[k] += coupling_value<C, Inv, A>(load(x, j0 + k), load(t, j0 + k), load(v, j0 + k), c, yv);
-      store(y, j0 + k, yv);
+      for (int k = 0; k < kLanes; ++k) {
+        A yv;
+        acc[k] += coupling_value<C, Inv, A>(load(x, j0 + k), load(t, j0 + k), load(v, j0 + k), c, yv);
+        store(y, j0 + k, yv);
+      }
     }
+    for (int64_t j = full; j < b1; ++j) {
+      A yv;
+      acc[j - full] += coupling_value<C, Inv, A>(load(x, j), load(t, j), load(v, j), c, yv);
+      store(y, j, yv);
+    }
+    blocks.push(combine(acc));
   }
-  for (int64_t j = full; j < D; ++j) {
-    A yv;
-    acc[j - full] += coupling_value<C, Inv, A>(load(x, j), load(t, j), load(v, j), c, yv);
-    store(y, j, yv);
-  }
-  const A s = combine(acc);
+  const A s = blocks.total();
   return Inv ? -s : s;
 }
 

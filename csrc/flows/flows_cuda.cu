@@ -1,6 +1,7 @@
 // Affine coupling on CUDA. Forward: one warp (D <= 256) or one block per sample, the
-// log-determinant reduced with CUB (WarpReduce / BlockReduce). Backward: grid-stride over
-// elements.
+// log-determinant reduced with CUB (WarpReduce / BlockReduce); with one block per sample each
+// thread keeps a compensated (Neumaier) sum, so the error does not grow with D. Backward:
+// grid-stride over elements.
 #include <cub/block/block_reduce.cuh>
 #include <cub/warp/warp_reduce.cuh>
 
@@ -17,6 +18,25 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int kWarps = kBlock / 32;
+
+// Running sum s with the rounding errors of its additions collected in c (Neumaier).
+template <typename A>
+struct CompensatedSum {
+  A s = A(0);
+  A c = A(0);
+
+  __device__ __forceinline__ void add(A x) {
+    const A t = s + x;
+    c += (fabs(s) >= fabs(x)) ? (s - t) + x : (x - t) + s;
+    s = t;
+  }
+};
+
+// s + c, or s alone once it is inf or NaN (the compensation is then NaN).
+template <typename A>
+__device__ __forceinline__ A compensated_total(A s, A c) {
+  return isfinite(s) ? s + c : s;
+}
 
 template <typename T, int C, bool Inv>
 __global__ void forward_warp_kernel(CouplingArgs a, T* y, T* logdet) {
@@ -67,13 +87,15 @@ __global__ void forward_block_kernel(CouplingArgs a, T* y, T* logdet) {
   const T* v = static_cast<const T*>(a.v);
   const A c = A(a.c);
   for (int64_t i = blockIdx.x; i < a.n; i += gridDim.x) {
-    A sum = A(0);
+    CompensatedSum<A> sum;
     for (int64_t j = threadIdx.x; j < a.D; j += kBlock) {
       A yv;
-      sum += coupling_value<C, Inv, A>(load(x + i * a.sx, j), load(t + i * a.st, j), load(v + i * a.sv, j), c, yv);
+      sum.add(coupling_value<C, Inv, A>(load(x + i * a.sx, j), load(t + i * a.st, j), load(v + i * a.sv, j), c, yv));
       store(y + i * a.D, j, yv);
     }
-    const A tot = BR(tmp).Sum(sum);
+    const A s = BR(tmp).Sum(sum.s);
+    __syncthreads();  // tmp is reused for the compensations
+    const A tot = compensated_total(s, BR(tmp).Sum(sum.c));
     if (threadIdx.x == 0) store(logdet, i, Inv ? -tot : tot);
     __syncthreads();  // tmp is reused by the next sample
   }

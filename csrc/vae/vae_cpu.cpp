@@ -2,10 +2,13 @@
 // eps is drawn in the tile (noise contract) or read from a given noise array; the backward
 // recomputes eps from the counter instead of storing it.
 //
-// Tiles are aligned to global multiples of noise::kTileElems elements, and each per-sample KL
-// is accumulated in 16 lanes indexed by (element index within the sample) % 16, summed in a
-// fixed order: the result does not depend on the thread count, the ISA clone, or where the
-// sample sits in the batch.
+// Tiles are aligned to global multiples of noise::kTileElems elements. Each per-sample KL is
+// summed in blocks of kBlock consecutive elements of the sample: 16 lanes indexed by (element
+// index within the sample) % 16, combined in a fixed order, give a block's sum, and the block
+// sums are added pairwise in a tree fixed by the block index (Cascade). The result does not
+// depend on the thread count, the ISA clone, or where the sample sits in the batch, and its
+// error grows like log(D) rather than D.
+
 #include <algorithm>
 #include <cstdint>
 
@@ -20,6 +23,36 @@ namespace {
 
 constexpr int kL = noise::kTileElems;
 constexpr int kLanes = 16;
+constexpr int64_t kBlock = 256;  // elements per block of a sample's sum: 16 per lane
+
+// Pairwise sum of a stream of block sums: block k is merged like the carries of a binary
+// counter, so the tree depends only on how many blocks there are.
+template <typename A>
+struct Cascade {
+  A level[64];
+  uint64_t count = 0;
+
+  void push(A s) {
+    int k = 0;
+    for (uint64_t c = count; c & 1; c >>= 1, ++k) s = level[k] + s;
+    level[k] = s;
+    ++count;
+  }
+
+  // The sum of everything pushed (smallest partial sums first); starts a new stream.
+  A total() {
+    A s = A(0);
+    bool first = true;
+    for (int k = 0; (count >> k) != 0; ++k) {
+      if ((count >> k) & 1) {
+        s = first ? level[k] : level[k] + s;
+        first = false;
+      }
+    }
+    count = 0;
+    return s;
+  }
+};
 
 // acc[(j0 + k) % 16] += t[k] for k < count, lane order independent of how a row is split.
 template <typename A>
@@ -52,6 +85,7 @@ GENCORE_SIMD_CLONES void forward_rows(const T* mu, const T* lv, const T* nz, T* 
   alignas(64) A eps[kL];
   alignas(64) A term[kL];
   alignas(64) A acc[kLanes] = {};
+  Cascade<A> blocks;
   int64_t e = r0 * D;
   const int64_t end = r1 * D;
   int64_t row = r0, j = 0;
@@ -72,12 +106,13 @@ GENCORE_SIMD_CLONES void forward_rows(const T* mu, const T* lv, const T* nz, T* 
     }
     if (KL) {
       for (int64_t q = 0; q < len;) {
-        const int64_t take = std::min(len - q, D - j);
+        const int64_t take = std::min(std::min(len - q, D - j), kBlock - j % kBlock);
         accumulate(acc, term + q, take, j);
         q += take;
         j += take;
+        if (j % kBlock == 0 || j == D) blocks.push(lane_sum(acc));
         if (j == D) {
-          store(kl, row, A(0.5) * lane_sum(acc));
+          store(kl, row, A(0.5) * blocks.total());
           j = 0;
           ++row;
         }

@@ -1,5 +1,7 @@
 // Reparameterized sampling and per-sample Gaussian KL on CUDA. With KL: one thread block per
-// sample (grid-stride over samples), a CUB block reduction for the sum. Without KL (z only)
+// sample (grid-stride over samples); each thread keeps a compensated (Neumaier) sum of its
+// terms, and CUB block reductions add the threads' sums and compensations, so the error does
+// not grow with the number of elements per sample. Without KL (z only)
 // and for the backward: one thread per block of four elements, grid-stride. eps comes from
 // noise_block + normal4 (noise contract) or from the given noise array.
 #include <cub/block/block_reduce.cuh>
@@ -14,6 +16,25 @@ namespace gencore {
 namespace vae {
 namespace {
 
+// Running sum s with the rounding errors of its additions collected in c (Neumaier).
+template <typename A>
+struct CompensatedSum {
+  A s = A(0);
+  A c = A(0);
+
+  __device__ __forceinline__ void add(A x) {
+    const A t = s + x;
+    c += (fabs(s) >= fabs(x)) ? (s - t) + x : (x - t) + s;
+    s = t;
+  }
+};
+
+// s + c, or s alone once it is inf or NaN (the compensation is then NaN).
+template <typename A>
+__device__ __forceinline__ A compensated_total(A s, A c) {
+  return isfinite(s) ? s + c : s;
+}
+
 template <typename T, bool Z, bool HasNoise, int BLOCK>
 __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict__ lv, const T* __restrict__ nz,
                                   T* __restrict__ z, T* __restrict__ kl, int64_t n, int64_t D, uint64_t seed,
@@ -24,7 +45,7 @@ __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict_
   const int64_t nb = (D + 3) / 4;
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
     const int64_t base = row * D;
-    A part = A(0);
+    CompensatedSum<A> part;
     for (int64_t b = threadIdx.x; b < nb; b += BLOCK) {
       A ev[4] = {A(0), A(0), A(0), A(0)};
       if (Z && !HasNoise) normal4(noise_block(seed, stream, sample0 + uint64_t(row), uint32_t(b)), ev);
@@ -36,12 +57,14 @@ __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict_
           const A l = load(lv, base + j);
           const A sd = stddev(l);
           if (Z) store(z, base + j, sample(m, sd, HasNoise ? A(load(nz, base + j)) : ev[q]));
-          part += kl2_term(m, l, sd);
+          part.add(kl2_term(m, l, sd));
         }
       }
     }
-    const A s = Reduce(tmp).Sum(part);
-    if (threadIdx.x == 0) store(kl, row, A(0.5) * s);
+    const A s = Reduce(tmp).Sum(part.s);
+    __syncthreads();  // tmp is reused for the compensations
+    const A c = Reduce(tmp).Sum(part.c);
+    if (threadIdx.x == 0) store(kl, row, A(0.5) * compensated_total(s, c));
     __syncthreads();  // tmp is reused by the next sample
   }
 }

@@ -4,6 +4,9 @@
 //   std = exp(logvar / 2),  z = mu + std * eps
 //   KL(N(mu, std^2) || N(0, 1)) = 0.5 * (mu^2 + std^2 - 1 - logvar)     (summed per sample)
 //   dz/dmu = 1,  dz/dlogvar = 0.5 * std * eps,  dKL/dmu = mu,  dKL/dlogvar = 0.5 * (std^2 - 1)
+//
+// The per-sample KL sums are blocked (vae_cpu.cpp) or compensated (vae_cuda.cu) so that their
+// error does not grow with the number of elements per sample.
 #pragma once
 
 #include <cmath>
