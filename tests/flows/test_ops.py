@@ -342,3 +342,25 @@ def test_long_rows_independent_of_threads_and_batch():
     for i in range(6):
         assert torch.equal(gf.affine_coupling(x[i:i + 1], t[i:i + 1], v[i:i + 1], clamp="tanh")[1], a[1][i:i + 1])
 
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("clamp", ["atan", "tanh"])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_low_precision_clamp_value_beyond_dtype_range(dtype, clamp, inverse):
+    """clamp_value = 1e30 (inf in float16): the reference squashes in float32 like the kernels,
+    so s is about 2/pi v (atan) or v (tanh) instead of 0, forward and backward."""
+    x, t, v = _inputs((4, 9), scale=1.0, seed=15)
+    lo = [a.to(dtype) for a in (x, t, v)]
+    y64, ld64 = reference.affine_coupling(*[a.double() for a in lo], clamp=clamp, clamp_value=1e30,
+                                          inverse=inverse)
+    eps = torch.finfo(dtype).eps
+    for fn in (reference.affine_coupling, gf.affine_coupling):
+        y, ld = fn(*lo, clamp=clamp, clamp_value=1e30, inverse=inverse)
+        torch.testing.assert_close(y.double(), y64, rtol=4 * eps, atol=4 * eps * float(y64.abs().max()))
+        torch.testing.assert_close(ld.double(), ld64, rtol=4 * eps, atol=4 * eps * float(ld64.abs().max()))
+    gy, gl = torch.ones_like(lo[0]), torch.ones(4, dtype=dtype)
+    gx, gv = reference.coupling_backward(gy, gl, *lo, clamp, 1e30, inverse)
+    gx64, gv64 = reference.coupling_backward(gy.double(), gl.double(), *[a.double() for a in lo], clamp, 1e30,
+                                             inverse)
+    torch.testing.assert_close(gx.double(), gx64, rtol=4 * eps, atol=4 * eps * float(gx64.abs().max()))
+    torch.testing.assert_close(gv.double(), gv64, rtol=4 * eps, atol=4 * eps * float(gv64.abs().max()))

@@ -2,7 +2,9 @@
 and the fallback when the native kernels are unavailable.
 
 Same signature and semantics as the fused op; computed in the input dtype with ordinary
-torch operations (autograd provides the backward).
+torch operations (autograd provides the backward), except that the soft clamp of float16 and
+bfloat16 log-scales is evaluated in float32, as the kernels do, so that a ``clamp_value``
+beyond the dtype's range does not round to inf and squash every scale to zero.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ __all__ = ["affine_coupling", "coupling_backward", "squash", "squash_and_grad"]
 _TWO_OVER_PI = 2.0 / math.pi
 
 
+_LOW = (torch.float16, torch.bfloat16)
+
+
 def squash(log_scale: torch.Tensor, clamp: str | None, clamp_value: float) -> torch.Tensor:
     """The soft clamp applied to the raw log-scale.
 
     ``None``: identity; ``"atan"``: ``c * 2/pi * atan(v / c)`` (FrEIA); ``"tanh"``:
     ``c * tanh(v / c)``; ``"sigmoid"``: ``log(sigmoid(v + 2))`` (Glow, ``c`` unused).
+    float16 and bfloat16 log-scales are squashed in float32 and the result rounded back.
     """
+    if clamp is not None and log_scale.dtype in _LOW:
+        return squash(log_scale.float(), clamp, clamp_value).to(log_scale.dtype)
     if clamp is None:
         return log_scale
     if clamp == "atan":
@@ -38,7 +46,10 @@ def squash(log_scale: torch.Tensor, clamp: str | None, clamp_value: float) -> to
 
 def squash_and_grad(log_scale: torch.Tensor, clamp: str | None,
                     clamp_value: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(s, ds/dv)`` of :func:`squash` in closed form."""
+    """``(s, ds/dv)`` of :func:`squash` in closed form (in float32 for float16 and bfloat16)."""
+    if clamp is not None and log_scale.dtype in _LOW:
+        s, ds = squash_and_grad(log_scale.float(), clamp, clamp_value)
+        return s.to(log_scale.dtype), ds.to(log_scale.dtype)
     if clamp is None:
         return log_scale, torch.ones_like(log_scale)
     if clamp == "atan":
