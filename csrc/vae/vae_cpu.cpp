@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "common/cascade.h"
 #include "common/gencore.h"
 #include "common/parallel.h"
 #include "rng/noise_cpu.h"
@@ -24,35 +25,6 @@ namespace {
 constexpr int kL = noise::kTileElems;
 constexpr int kLanes = 16;
 constexpr int64_t kBlock = 256;  // elements per block of a sample's sum: 16 per lane
-
-// Pairwise sum of a stream of block sums: block k is merged like the carries of a binary
-// counter, so the tree depends only on how many blocks there are.
-template <typename A>
-struct Cascade {
-  A level[64];
-  uint64_t count = 0;
-
-  void push(A s) {
-    int k = 0;
-    for (uint64_t c = count; c & 1; c >>= 1, ++k) s = level[k] + s;
-    level[k] = s;
-    ++count;
-  }
-
-  // The sum of everything pushed (smallest partial sums first); starts a new stream.
-  A total() {
-    A s = A(0);
-    bool first = true;
-    for (int k = 0; (count >> k) != 0; ++k) {
-      if ((count >> k) & 1) {
-        s = first ? level[k] : level[k] + s;
-        first = false;
-      }
-    }
-    count = 0;
-    return s;
-  }
-};
 
 // acc[(j0 + k) % 16] += t[k] for k < count, lane order independent of how a row is split.
 template <typename A>
