@@ -11,7 +11,7 @@ import torch
 import gencore.flows as gf
 import gencore.vae as gv
 from gencore import _native
-from gencore.diffusion import Coef, affine_step, ddim_step, heun_step, make_schedule, q_sample
+from gencore.diffusion import Coef, affine_step, ddim_step, euler_ancestral_step, heun_step, make_schedule, q_sample
 
 native = pytest.mark.skipif(_native.lib() is None or _native.force_reference(), reason="needs the native kernels")
 
@@ -133,3 +133,14 @@ def test_affine_coupling_float16_reference_inverse_underflow(monkeypatch):
     t, v = torch.zeros(1, 1, dtype=torch.float16), torch.full((1, 1), 20.0, dtype=torch.float16)
     nat, ref = _both(lambda: gf.affine_coupling(x, t, v, inverse=True)[0], monkeypatch)
     assert torch.equal(nat, ref)
+
+
+@pytest.mark.parametrize("sigma_next", [0.0, 1e-170])
+def test_euler_ancestral_tiny_sigma(sigma_next, monkeypatch):
+    """sigma = 4.6e-163: sigma^2 underflows to 0 and the host coefficients raised
+    ZeroDivisionError; now both paths give the deterministic step's values."""
+    x, m = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    step = lambda: euler_ancestral_step(x, m, 4.6e-163, sigma_next, seed=0)
+    nat, ref = _both(step, monkeypatch)
+    for a, b in zip(nat, ref):
+        assert torch.equal(a, b) and torch.isfinite(a).all()
