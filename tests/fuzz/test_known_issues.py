@@ -11,7 +11,16 @@ import torch
 import gencore.flows as gf
 import gencore.vae as gv
 from gencore import _native
-from gencore.diffusion import Coef, affine_step, ddim_step, euler_ancestral_step, heun_step, make_schedule, q_sample
+from gencore.diffusion import (
+    Coef,
+    affine_step,
+    ddim_step,
+    dpmpp_2m_step,
+    euler_ancestral_step,
+    heun_step,
+    make_schedule,
+    q_sample,
+)
 
 native = pytest.mark.skipif(_native.lib() is None or _native.force_reference(), reason="needs the native kernels")
 
@@ -144,3 +153,12 @@ def test_euler_ancestral_tiny_sigma(sigma_next, monkeypatch):
     nat, ref = _both(step, monkeypatch)
     for a, b in zip(nat, ref):
         assert torch.equal(a, b) and torch.isfinite(a).all()
+
+
+def test_dpmpp_2m_step_to_more_noise_from_a_subnormal_sigma(monkeypatch):
+    """sigma = 2.2e-311 to sigma_next = 1: h = -715 and the host's math.expm1(715) raised
+    OverflowError; the coefficient is inf on both paths, as torch.expm1 gives."""
+    x, m = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    nat, ref = _both(lambda: dpmpp_2m_step(x, m, 2.225073858507e-311, 1.0), monkeypatch)
+    for a, b in zip(nat, ref):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
