@@ -1,7 +1,20 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property-based fuzzing (tests/fuzz): "ci" (the default) is derandomized, so a CI run is
+# repeatable, with a few hundred examples per op; "long" draws ten times as many, freshly random
+# (``pytest tests/fuzz --hypothesis-profile=long``, or GENCORE_HYPOTHESIS_PROFILE=long).
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=_FUZZ_HEALTH)
+settings.register_profile("long", max_examples=3000, deadline=None, print_blob=True,
+                          suppress_health_check=_FUZZ_HEALTH)
+settings.load_profile(os.environ.get("GENCORE_HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser):

@@ -161,8 +161,9 @@ def in_range(v, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False
 
 
 def check_out(out, sample: torch.Tensor, n: int):
-    """Preallocated outputs: a tuple of n contiguous tensors shaped and typed like sample (the
-    first may be ``sample`` itself: the kernels are element-wise, so in place is safe)."""
+    """Preallocated outputs: a tuple of n contiguous tensors shaped and typed like sample, sharing
+    no memory with each other (the first may be ``sample`` itself: the kernels are element-wise,
+    so in place is safe)."""
     if out is None:
         return None
     if not isinstance(out, (tuple, list)) or len(out) != n:
@@ -176,9 +177,24 @@ def check_out(out, sample: torch.Tensor, n: int):
         check_same_device(sample, t, "sample", name)
         if not t.is_contiguous():
             raise ValueError(f"{name} must be contiguous")
-    if len({t.data_ptr() for t in out}) != n:
-        raise ValueError("out tensors must be distinct")
+    if torch.compiler.is_compiling():  # compiled calls write fresh outputs, then copy into out
+        if len({t.data_ptr() for t in out}) != n:
+            raise ValueError("out tensors must be distinct")
+        return tuple(out)
+    for i in range(n):
+        for j in range(i):
+            if out[i] is out[j] or _overlap(out[i], out[j]):
+                raise ValueError(f"out[{j}] and out[{i}] share memory; the out tensors must be distinct, "
+                                 "non-overlapping buffers")
     return tuple(out)
+
+
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two contiguous tensors on one device share any byte (empty tensors share none)."""
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+    a_lo, b_lo = a.data_ptr(), b.data_ptr()
+    return a_lo < b_lo + b.numel() * b.element_size() and b_lo < a_lo + a.numel() * a.element_size()
 
 
 def check_out_overlap(out, inputs: dict) -> None:

@@ -32,7 +32,7 @@ def q_sample(
         t: integer timesteps, (batch,), each in [0, schedule.num_train_timesteps), on x0's
             device (checked: on CUDA the check reads the tensor back).
         schedule: a :class:`~gencore.diffusion.Schedule`.
-        noise: explicit standard-normal noise shaped like x0; otherwise drawn under the noise
+        noise: explicit standard-normal noise shaped and typed like x0; otherwise drawn under the noise
             contract from ``seed``/``stream``/``sample_offset`` (``seed=None`` draws a seed from
             torch's default generator, so ``torch.manual_seed`` makes runs repeatable).
 
@@ -71,6 +71,8 @@ def q_sample(
         if noise.shape != x0.shape:
             raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
         check_same_device(x0, noise, "x0", "noise")
+        if noise.dtype != x0.dtype:
+            raise TypeError(f"noise must have the dtype of x0 ({x0.dtype}), got {noise.dtype}")
     if noise is not None and seed is not None:
         raise ValueError("pass either noise (an explicit tensor) or seed (in-kernel noise), not both")
     if noise is None and seed is None:

@@ -141,6 +141,11 @@ def _into(out, res):
     return out
 
 
+def _nonzero(v) -> bool:
+    """A coefficient that may be nonzero (any tensor: reading it would synchronise)."""
+    return isinstance(v, torch.Tensor) or v != 0.0
+
+
 def run_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
              uncond_output: torch.Tensor | None = None, guidance_scale: float = 1.0,
              history: Sequence[torch.Tensor] = (), noise: torch.Tensor | None = None, seed: int | None = None,
@@ -242,6 +247,14 @@ def affine_step(coef: Coef, sample: torch.Tensor, model_output: torch.Tensor, *,
     if clip is not None and not clip > 0:
         raise ValueError(f"clip must be positive or None, got {clip}")
     out = check_out(out, sample, 3 if want_aux else 2)
+    if not torch.compiler.is_compiling():
+        # Terms of absent inputs are absent: the kernel reads z = 0 without noise and h1 = 0 without
+        # history, so their coefficients are zeroed (an infinite one would give 0 * inf = NaN there,
+        # where the reference leaves the term out). The solvers never set them.
+        if noise is None and seed is None and (_nonzero(coef.kpre) or _nonzero(coef.pz)):
+            coef = coef._replace(kpre=0.0, pz=0.0)
+        if not history and _nonzero(coef.q1):
+            coef = coef._replace(q1=0.0)
     return run_step(coef, sample, model_output, uncond_output=uncond_output, guidance_scale=g, history=history,
                     noise=noise, seed=seed, stream=stream, sample_offset=sample_offset, clip=clip,
                     want_aux=want_aux, out=out)

@@ -49,7 +49,21 @@ def log(v):
 
 
 def expm1(v):
-    return torch.expm1(v) if _t(v) else math.expm1(v)
+    if _t(v):
+        return torch.expm1(v)
+    try:
+        return math.expm1(v)
+    except OverflowError:  # past about 709.78, where torch gives inf
+        return math.inf
+
+
+def exp(v):
+    if _t(v):
+        return torch.exp(v)
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
 
 
 def max0(v):

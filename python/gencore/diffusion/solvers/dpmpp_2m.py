@@ -11,7 +11,7 @@ import torch
 from gencore.diffusion.checks import check_out, check_sigmas, check_step_args, coef_arg, in_range
 from gencore.diffusion.coef import Coef
 from gencore.diffusion.ops import run_step
-from gencore.diffusion.paths import Path, Prediction, expm1, path, sqrt
+from gencore.diffusion.paths import Path, Prediction, exp, expm1, path, sqrt
 
 __all__ = ["coef", "dpmpp_2m_lower_order", "dpmpp_2m_step", "final_step"]
 
@@ -54,7 +54,7 @@ def coef(sigma, sigma_next, *, pred: Prediction, space: Path, sigma_prev=None, e
     g = -expm1(-h - eta_h)
     px = st_t / st_s
     if eta > 0:
-        px = px * (torch.exp(-eta_h) if isinstance(eta_h, torch.Tensor) else math.exp(-eta_h))
+        px = px * exp(-eta_h)
     p0, p1 = a_t * g, 0.0
     if sigma_prev is not None:
         inv_r = h / (lam_s - space.log_snr(sigma_prev))

@@ -17,7 +17,12 @@ __all__ = ["ancestral_sigmas", "coef", "euler_ancestral_step"]
 
 def ancestral_sigmas(sigma, sigma_next, eta: float = 1.0):
     """(sigma_down, sigma_up) of k-diffusion's ``get_ancestral_step``."""
-    up = eta * sqrt(max0(sigma_next * sigma_next * (sigma * sigma - sigma_next * sigma_next) / (sigma * sigma)))
+    if not isinstance(sigma, torch.Tensor) and sigma * sigma == 0.0:
+        # sigma^2 underflows (sigma below about 1e-162): the same value as sigma_next sqrt(1 - r^2)
+        r = sigma_next / sigma
+        up = eta * sigma_next * sqrt(max0(1.0 - r * r))
+    else:
+        up = eta * sqrt(max0(sigma_next * sigma_next * (sigma * sigma - sigma_next * sigma_next) / (sigma * sigma)))
     if isinstance(up, torch.Tensor):
         up = torch.minimum(up, sigma_next) if isinstance(sigma_next, torch.Tensor) else up.clamp_max(sigma_next)
     else:
