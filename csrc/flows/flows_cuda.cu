@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 
+#include "common/compensated_sum.cuh"
 #include "common/cuda_utils.cuh"
 #include "common/gencore.h"
 #include "flows/flows.h"
@@ -18,25 +19,6 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int kWarps = kBlock / 32;
-
-// Running sum s with the rounding errors of its additions collected in c (Neumaier).
-template <typename A>
-struct CompensatedSum {
-  A s = A(0);
-  A c = A(0);
-
-  __device__ __forceinline__ void add(A x) {
-    const A t = s + x;
-    c += (fabs(s) >= fabs(x)) ? (s - t) + x : (x - t) + s;
-    s = t;
-  }
-};
-
-// s + c, or s alone once it is inf or NaN (the compensation is then NaN).
-template <typename A>
-__device__ __forceinline__ A compensated_total(A s, A c) {
-  return isfinite(s) ? s + c : s;
-}
 
 template <typename T, int C, bool Inv>
 __global__ void forward_warp_kernel(CouplingArgs a, T* y, T* logdet) {
@@ -87,7 +69,7 @@ __global__ void forward_block_kernel(CouplingArgs a, T* y, T* logdet) {
   const T* v = static_cast<const T*>(a.v);
   const A c = A(a.c);
   for (int64_t i = blockIdx.x; i < a.n; i += gridDim.x) {
-    CompensatedSum<A> sum;
+    cuda::CompensatedSum<A> sum;
     for (int64_t j = threadIdx.x; j < a.D; j += kBlock) {
       A yv;
       sum.add(coupling_value<C, Inv, A>(load(x + i * a.sx, j), load(t + i * a.st, j), load(v + i * a.sv, j), c, yv));
@@ -95,7 +77,7 @@ __global__ void forward_block_kernel(CouplingArgs a, T* y, T* logdet) {
     }
     const A s = BR(tmp).Sum(sum.s);
     __syncthreads();  // tmp is reused for the compensations
-    const A tot = compensated_total(s, BR(tmp).Sum(sum.c));
+    const A tot = cuda::compensated_total(s, BR(tmp).Sum(sum.c));
     if (threadIdx.x == 0) store(logdet, i, Inv ? -tot : tot);
     __syncthreads();  // tmp is reused by the next sample
   }

@@ -6,6 +6,7 @@
 // noise_block + normal4 (noise contract) or from the given noise array.
 #include <cub/block/block_reduce.cuh>
 
+#include "common/compensated_sum.cuh"
 #include "common/cuda_utils.cuh"
 #include "common/gencore.h"
 #include "common/philox.h"
@@ -15,25 +16,6 @@
 namespace gencore {
 namespace vae {
 namespace {
-
-// Running sum s with the rounding errors of its additions collected in c (Neumaier).
-template <typename A>
-struct CompensatedSum {
-  A s = A(0);
-  A c = A(0);
-
-  __device__ __forceinline__ void add(A x) {
-    const A t = s + x;
-    c += (fabs(s) >= fabs(x)) ? (s - t) + x : (x - t) + s;
-    s = t;
-  }
-};
-
-// s + c, or s alone once it is inf or NaN (the compensation is then NaN).
-template <typename A>
-__device__ __forceinline__ A compensated_total(A s, A c) {
-  return isfinite(s) ? s + c : s;
-}
 
 template <typename T, bool Z, bool HasNoise, int BLOCK>
 __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict__ lv, const T* __restrict__ nz,
@@ -45,7 +27,7 @@ __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict_
   const int64_t nb = (D + 3) / 4;
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
     const int64_t base = row * D;
-    CompensatedSum<A> part;
+    cuda::CompensatedSum<A> part;
     for (int64_t b = threadIdx.x; b < nb; b += BLOCK) {
       A ev[4] = {A(0), A(0), A(0), A(0)};
       if (Z && !HasNoise) normal4(noise_block(seed, stream, sample0 + uint64_t(row), uint32_t(b)), ev);
@@ -64,7 +46,7 @@ __global__ void forward_kl_kernel(const T* __restrict__ mu, const T* __restrict_
     const A s = Reduce(tmp).Sum(part.s);
     __syncthreads();  // tmp is reused for the compensations
     const A c = Reduce(tmp).Sum(part.c);
-    if (threadIdx.x == 0) store(kl, row, A(0.5) * compensated_total(s, c));
+    if (threadIdx.x == 0) store(kl, row, A(0.5) * cuda::compensated_total(s, c));
     __syncthreads();  // tmp is reused by the next sample
   }
 }
